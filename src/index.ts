@@ -1,0 +1,40 @@
+/**
+ * oncetask: idempotent background tasks stored in Google Cloud Firestore.
+ * @packageDocumentation
+ */
+export { defineTask, isTaskDefinition } from './task-definition.js';
+export type { TaskDefinition, TaskDefinitionInput, TaskData, TaskInput } from './task-definition.js';
+export { OnceTaskManager } from './manager.js';
+export type {
+  OnceTaskManagerOptions,
+  CreateOptions,
+  CreateResult,
+  CreateManyResult,
+  HandlerOptions,
+  StopOptions,
+  ListOptions,
+  ListPage,
+} from './manager.js';
+export type { TaskContext, RunningTask, TaskHandler } from './worker.js';
+export type { TaskInfo, TaskStatus, TaskErrorRecord, TaskLease } from './task-document.js';
+export { TASK_STATUSES, TERMINAL_STATUSES, MAX_RECORDED_ERRORS } from './task-document.js';
+export { exponentialBackoff, fixedDelay, noRetry } from './retry.js';
+export type { RetryPolicy, ExponentialBackoffOptions, FixedDelayOptions } from './retry.js';
+export type { OnceTaskLogger } from './logger.js';
+export {
+  OnceTaskError,
+  InvalidPayloadError,
+  InvalidOptionsError,
+  InvalidIdError,
+  TaskNotFoundError,
+  InvalidStateError,
+  LeaseLostError,
+  NonRetryableError,
+  HandlerTimeoutError,
+  HandlerAlreadyRegisteredError,
+  UnencodableValueError,
+  MalformedTaskError,
+  LeaseExpiredError,
+  ShutdownError,
+} from './errors.js';
+export type { OnceTaskErrorCode, ValidationIssue } from './errors.js';

@@ -1,0 +1,426 @@
+import { hostname } from 'node:os';
+import type { Firestore, Transaction, WriteBatch } from '@google-cloud/firestore';
+import type { z } from 'zod';
+import {
+  HandlerAlreadyRegisteredError,
+  InvalidOptionsError,
+  InvalidPayloadError,
+  InvalidStateError,
+  TaskNotFoundError,
+} from './errors.js';
+import { LeaseProtocol, newWorkerId } from './lease.js';
+import { defaultLogger, type OnceTaskLogger } from './logger.js';
+import {
+  assertDate,
+  DEFAULT_GRACE_MS,
+  DEFAULT_POLL_INTERVAL_MS,
+  DEFAULT_RETENTION_MS,
+  managerOptionsSchema,
+  parseOptions,
+  resolveHandlerOptions,
+} from './options.js';
+import type { RetryPolicy } from './retry.js';
+import { TaskStore, type TaskFields } from './store.js';
+import {
+  TASK_STATUSES,
+  TERMINAL_STATUSES,
+  toTaskInfo,
+  type StoredTask,
+  type TaskInfo,
+  type TaskStatus,
+} from './task-document.js';
+import { assertValidId, identify, isTaskDefinition, parsePayload, type TaskDefinition } from './task-definition.js';
+import { toFirestoreValue } from './values.js';
+import { KindWorker, type TaskHandler } from './worker.js';
+
+/** Options of {@link OnceTaskManager}. */
+export interface OnceTaskManagerOptions {
+  /** A Firestore instance: `new Firestore()` or firebase-admin's `getFirestore()`. */
+  firestore: Firestore;
+  /** Environment: tasks, IDs and workers are isolated per environment. Default `ONCE_TASK_ENV`, else `"default"`. */
+  env?: string;
+  /** Collection holding the tasks. Default `"onceTasks"` (the shipped indexes and rules name it). */
+  collection?: string;
+  /** pino-compatible logger. Default: pino at `ONCE_TASK_LOG_LEVEL` (default `info`). */
+  logger?: OnceTaskLogger;
+  /** How long terminal tasks are kept (`expireAt`, for the TTL policy). Default 30 days. */
+  retentionMs?: number;
+  /**
+   * Longest idle sleep of a worker between looks at the queue (tasks created in other processes
+   * are found at the latest after this; local creates, retries and scheduled times wake it
+   * sooner). Default 1000 ms.
+   */
+  pollIntervalMs?: number;
+  /** This process's identity in leases. Default `host:pid:random`. */
+  workerId?: string;
+}
+
+/** Options of {@link OnceTaskManager.create}. */
+export interface CreateOptions {
+  /** Not before this time. Default: now. */
+  waitUntil?: Date;
+  /** Create inside this transaction (the task is read, so call before the transaction's writes). */
+  transaction?: Transaction;
+  /** Create with this batch (checked for existence now; committed with the caller's writes). */
+  batch?: WriteBatch;
+}
+
+/** Result of {@link OnceTaskManager.create}. */
+export interface CreateResult {
+  id: string;
+  /** False when a task with this ID already existed (its data is kept). */
+  created: boolean;
+}
+
+/** Result of {@link OnceTaskManager.createMany}. */
+export interface CreateManyResult {
+  /** IDs in input order. */
+  ids: string[];
+  /** How many were new. */
+  created: number;
+}
+
+/** Options of {@link OnceTaskManager.handle}. */
+export interface HandlerOptions {
+  /** Retry policy. Default `exponentialBackoff()` (3 attempts, 1 s base, x2, 5 min cap, jitter). */
+  retry?: RetryPolicy;
+  /** Lease length; renewed every third of it while the handler runs. Default 10 minutes. */
+  leaseMs?: number;
+  /** Handlers of this kind running at once in this process. Default 1. */
+  concurrency?: number;
+  /** Abort the handler's signal and fail the attempt after this long. Default: no limit. */
+  timeoutMs?: number;
+}
+
+/** Options of {@link OnceTaskManager.stop}. */
+export interface StopOptions {
+  /** How long running handlers may take to finish before they are aborted and released. Default 5000 ms. */
+  graceMs?: number;
+}
+
+/** Options of {@link OnceTaskManager.list}. */
+export interface ListOptions {
+  /** Only this kind (a definition or its name). */
+  kind?: TaskDefinition | string;
+  /** Only this status. */
+  status?: TaskStatus;
+  /** Page size, 1-1000. */
+  limit: number;
+  /** `nextCursor` of the previous page. */
+  cursor?: string;
+}
+
+/** One page of {@link OnceTaskManager.list}, newest first. */
+export interface ListPage {
+  tasks: TaskInfo[];
+  /** Pass as `cursor` for the next page; `null` on the last page. */
+  nextCursor: string | null;
+  /** Documents of this environment that are not valid tasks (skipped). */
+  malformed: { docId: string; reason: string }[];
+}
+
+/** Wakes local workers of (collection, env, kind) when a task is created in this process. */
+const localWorkers = new Map<string, Set<{ wake(): void }>>();
+
+/**
+ * The entry point: creates tasks, registers handlers, runs workers, and reads and administers
+ * tasks — all within one environment of one collection.
+ */
+export class OnceTaskManager {
+  /** The environment this manager works in. */
+  readonly env: string;
+  /** The task collection's name. */
+  readonly collection: string;
+  /** This process's identity in leases. */
+  readonly workerId: string;
+  private readonly store: TaskStore;
+  private readonly logger: OnceTaskLogger;
+  private readonly retentionMs: number;
+  private readonly pollIntervalMs: number;
+  private readonly workers = new Map<string, KindWorker<z.ZodType>>();
+  private started = false;
+
+  constructor(options: OnceTaskManagerOptions) {
+    if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('OnceTaskManager: expected an options object');
+    const { firestore, logger, ...rest } = options;
+    if (typeof firestore !== 'object' || firestore === null || typeof firestore.collection !== 'function') {
+      throw new InvalidOptionsError('OnceTaskManager: option "firestore" must be a Firestore instance');
+    }
+    const parsed = parseOptions(managerOptionsSchema, rest, 'OnceTaskManager');
+    this.env = parsed.env ?? parseOptions(managerOptionsSchema, { env: process.env.ONCE_TASK_ENV || 'default' }, 'ONCE_TASK_ENV').env!;
+    this.collection = parsed.collection ?? 'onceTasks';
+    this.workerId = parsed.workerId ?? newWorkerId(hostname());
+    this.retentionMs = parsed.retentionMs ?? DEFAULT_RETENTION_MS;
+    this.pollIntervalMs = parsed.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+    this.logger = (logger ?? defaultLogger()).child({ env: this.env, workerId: this.workerId });
+    this.store = new TaskStore(firestore, this.collection, this.env);
+  }
+
+  // ---- creating -------------------------------------------------------------------------
+
+  /**
+   * Creates a task unless one with the same ID exists in this environment (then `created` is
+   * false and the stored task is left as it is). The payload is validated first; an invalid
+   * payload throws {@link InvalidPayloadError} naming the field, and nothing is written.
+   */
+  async create<S extends z.ZodType>(def: TaskDefinition<S>, data: z.input<S>, options: CreateOptions = {}): Promise<CreateResult> {
+    assertDefinition(def);
+    const { transaction, batch, waitUntil } = options;
+    if (transaction && batch) throw new InvalidOptionsError('create: pass either "transaction" or "batch", not both');
+    const { id, fields } = this.prepare(def, data, waitUntil ?? new Date());
+    let created: boolean;
+    if (transaction) created = await this.store.createInTransaction(transaction, id, fields);
+    else if (batch) created = await this.store.createInBatch(batch, id, fields);
+    else created = await this.store.create(id, fields);
+    if (created) this.wakeLocal(def.kind);
+    return { id, created };
+  }
+
+  /**
+   * Creates many tasks of one kind. Every payload is validated before anything is written.
+   * Not atomic: each task is created unless it exists.
+   */
+  async createMany<S extends z.ZodType>(
+    def: TaskDefinition<S>,
+    data: readonly z.input<S>[],
+    options: { waitUntil?: Date } = {},
+  ): Promise<CreateManyResult> {
+    assertDefinition(def);
+    if (!Array.isArray(data)) throw new InvalidOptionsError('createMany: data must be an array');
+    const now = options.waitUntil ?? new Date();
+    const items = data.map((item, index) => {
+      try {
+        return this.prepare(def, item, now);
+      } catch (err) {
+        if (err instanceof InvalidPayloadError) {
+          throw new InvalidPayloadError(def.kind, err.issues.map((i) => ({ ...i, path: `[${index}]${i.path ? `.${i.path}` : ''}` })));
+        }
+        throw err;
+      }
+    });
+    const outcomes = await this.store.createMany(items);
+    const created = outcomes.filter(Boolean).length;
+    if (created > 0) this.wakeLocal(def.kind);
+    return { ids: items.map((i) => i.id), created };
+  }
+
+  private prepare<S extends z.ZodType>(def: TaskDefinition<S>, data: z.input<S>, waitUntil: Date): { id: string; fields: TaskFields } {
+    assertDate(waitUntil, 'waitUntil');
+    const parsed = parsePayload(def, data);
+    const { id, resourceKey } = identify(def, parsed);
+    const now = new Date();
+    const fields: Omit<StoredTask, 'data'> & { data: unknown } = {
+      id,
+      kind: def.kind,
+      env: this.env,
+      status: 'pending',
+      data: toFirestoreValue(data, `${def.kind} payload`),
+      resourceKey,
+      waitUntil,
+      createdAt: now,
+      updatedAt: now,
+      attempts: 0,
+      errorCount: 0,
+      errors: [],
+      result: null,
+      doneAt: null,
+      expireAt: null,
+      lease: null,
+    };
+    return { id, fields };
+  }
+
+  private wakeLocal(kind: string): void {
+    for (const worker of localWorkers.get(this.wakeKey(kind)) ?? []) worker.wake();
+  }
+
+  private wakeKey(kind: string): string {
+    return `${this.collection}\u0000${this.env}\u0000${kind}`;
+  }
+
+  // ---- working --------------------------------------------------------------------------
+
+  /**
+   * Registers the handler of a kind. Its return value is stored as the task's `result`.
+   * A kind has one handler per manager; registering a second throws.
+   */
+  handle<S extends z.ZodType, R>(def: TaskDefinition<S>, handler: TaskHandler<z.output<S>, R>, options: HandlerOptions = {}): void {
+    assertDefinition(def);
+    if (typeof handler !== 'function') throw new InvalidOptionsError(`handle(${def.kind}): handler must be a function`);
+    if (this.workers.has(def.kind)) throw new HandlerAlreadyRegisteredError(def.kind);
+    const resolved = resolveHandlerOptions(options, def.kind);
+    const worker = new KindWorker(
+      {
+        store: this.store,
+        protocol: new LeaseProtocol(this.store, this.workerId, this.retentionMs),
+        logger: this.logger,
+        pollIntervalMs: this.pollIntervalMs,
+      },
+      def,
+      handler as TaskHandler<z.output<S>>,
+      resolved,
+    );
+    this.workers.set(def.kind, worker as unknown as KindWorker<z.ZodType>);
+    if (this.started) this.startWorker(def.kind, worker as unknown as KindWorker<z.ZodType>);
+  }
+
+  /** Starts a worker loop for every registered kind (and for kinds registered later). */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    for (const [kind, worker] of this.workers) this.startWorker(kind, worker);
+    this.logger.info({ kinds: [...this.workers.keys()] }, 'oncetask: workers started');
+  }
+
+  private startWorker(kind: string, worker: KindWorker<z.ZodType>): void {
+    const key = this.wakeKey(kind);
+    let set = localWorkers.get(key);
+    if (!set) localWorkers.set(key, (set = new Set()));
+    set.add(worker);
+    worker.start();
+  }
+
+  /**
+   * Stops claiming, lets running handlers finish for up to `graceMs`, then aborts the rest and
+   * releases their leases so another worker can take them at once. Resolves when every loop
+   * and handler run has ended.
+   */
+  async stop(options: StopOptions = {}): Promise<void> {
+    const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
+    if (typeof graceMs !== 'number' || !Number.isFinite(graceMs) || graceMs < 0) {
+      throw new InvalidOptionsError('stop: option "graceMs" must be a number >= 0');
+    }
+    if (!this.started) return;
+    this.started = false;
+    for (const [kind, worker] of this.workers) localWorkers.get(this.wakeKey(kind))?.delete(worker);
+    await Promise.all([...this.workers.values()].map((w) => w.stop(graceMs)));
+    this.logger.info({}, 'oncetask: workers stopped');
+  }
+
+  // ---- reading --------------------------------------------------------------------------
+
+  /** The task with this ID in this environment, or `null`. */
+  async get(id: string): Promise<TaskInfo | null> {
+    return (await this.getMany([id]))[0] ?? null;
+  }
+
+  /** Tasks by ID, in the order given; `null` where absent (or malformed, which is logged). */
+  async getMany(ids: readonly string[]): Promise<(TaskInfo | null)[]> {
+    if (!Array.isArray(ids)) throw new InvalidOptionsError('getMany: ids must be an array');
+    ids.forEach((id) => assertValidId(id));
+    const decoded = await this.store.getMany(ids);
+    return decoded.map((d, i) => {
+      if (d === null) return null;
+      if (d.ok) return toTaskInfo(d.task);
+      this.logger.warn({ taskId: ids[i], reason: d.reason }, 'oncetask: malformed task document');
+      return null;
+    });
+  }
+
+  /** How many tasks of the kind are pending (waiting or due, not running), by a COUNT aggregation. */
+  async countPending(def: TaskDefinition): Promise<number> {
+    assertDefinition(def);
+    return this.store.countByStatus(def.kind, 'pending');
+  }
+
+  /** Lists tasks newest first, optionally by kind and status, a page at a time. */
+  async list(options: ListOptions): Promise<ListPage> {
+    const { limit, status, cursor } = options ?? ({} as ListOptions);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new InvalidOptionsError('list: option "limit" must be an integer 1-1000');
+    if (status !== undefined && !TASK_STATUSES.includes(status)) {
+      throw new InvalidOptionsError(`list: option "status" must be one of ${TASK_STATUSES.join(', ')}`);
+    }
+    const kind = options.kind === undefined ? undefined : isTaskDefinition(options.kind) ? options.kind.kind : options.kind;
+    if (kind !== undefined && (typeof kind !== 'string' || kind === '')) throw new InvalidOptionsError('list: option "kind" must be a task definition or kind name');
+    const after = cursor === undefined ? undefined : decodeCursor(cursor);
+    const page = await this.store.list({ kind, status, limit, after });
+    const tasks: TaskInfo[] = [];
+    const malformed: ListPage['malformed'] = [];
+    for (const item of page.items) {
+      if (item.decoded.ok) tasks.push(toTaskInfo(item.decoded.task));
+      else malformed.push({ docId: item.docId, reason: item.decoded.reason });
+    }
+    const last = page.items[page.items.length - 1];
+    const nextCursor = page.hasMore && last?.createdAt ? encodeCursor(last.createdAt, last.docId) : null;
+    return { tasks, nextCursor, malformed };
+  }
+
+  // ---- administering --------------------------------------------------------------------
+
+  /**
+   * Puts terminal tasks (succeeded, failed, cancelled) back to pending, due now, with their
+   * attempts and errors cleared. Others are left alone. Returns how many were reset.
+   */
+  async reset(ids: readonly string[]): Promise<number> {
+    if (!Array.isArray(ids)) throw new InvalidOptionsError('reset: ids must be an array');
+    ids.forEach((id) => assertValidId(id));
+    let count = 0;
+    for (const id of new Set(ids)) {
+      const r = await this.store.mutate(id, (task) => (TERMINAL_STATUSES.includes(task.status) ? freshFields() : null));
+      if (r.outcome === 'updated') count++;
+    }
+    return count;
+  }
+
+  /**
+   * Runs a task as soon as a worker is free: a pending task waiting for its time or a retry
+   * becomes due now; a failed task is reset. Throws for running, succeeded or cancelled tasks.
+   */
+  async retryNow(id: string): Promise<void> {
+    assertValidId(id);
+    const r = await this.store.mutate(id, (task) => {
+      if (task.status === 'pending') return { waitUntil: new Date(), updatedAt: new Date() };
+      if (task.status === 'failed') return freshFields();
+      throw new InvalidStateError(`retryNow: task "${id}" is ${task.status}; only pending or failed tasks can be retried`);
+    });
+    if (r.outcome === 'missing') throw new TaskNotFoundError(id, this.env);
+  }
+
+  /** Deletes a task; true when it existed. A running attempt's outcome write is then refused. */
+  async delete(id: string): Promise<boolean> {
+    assertValidId(id);
+    return this.store.delete(id);
+  }
+
+  /** Deletes many tasks; returns how many existed. */
+  async deleteMany(ids: readonly string[]): Promise<number> {
+    if (!Array.isArray(ids)) throw new InvalidOptionsError('deleteMany: ids must be an array');
+    ids.forEach((id) => assertValidId(id));
+    return this.store.deleteMany(ids);
+  }
+}
+
+function assertDefinition(def: unknown): asserts def is TaskDefinition {
+  if (!isTaskDefinition(def)) throw new InvalidOptionsError('expected a task definition made by defineTask()');
+}
+
+/** Fields that make a task new again: pending, due now, no attempts, errors, result or lease. */
+function freshFields(): TaskFields {
+  const now = new Date();
+  return {
+    status: 'pending',
+    waitUntil: now,
+    attempts: 0,
+    errors: [],
+    errorCount: 0,
+    result: null,
+    doneAt: null,
+    expireAt: null,
+    lease: null,
+    updatedAt: now,
+  };
+}
+
+function encodeCursor(createdAt: Date, docId: string): string {
+  return Buffer.from(JSON.stringify([createdAt.getTime(), docId])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: Date; docId: string } {
+  try {
+    const [ms, docId] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
+    if (typeof ms === 'number' && typeof docId === 'string') return { createdAt: new Date(ms), docId };
+  } catch {
+    // fall through to the error below
+  }
+  throw new InvalidOptionsError('list: option "cursor" is not a cursor returned by list()');
+}

@@ -1,0 +1,69 @@
+import { z } from 'zod';
+import { InvalidOptionsError } from './errors.js';
+import { assertRetryPolicy, exponentialBackoff } from './retry.js';
+import type { ResolvedHandlerOptions } from './worker.js';
+import type { RetryPolicy } from './retry.js';
+
+/**
+ * Validation and defaults of every option object the public API takes. A bad option fails
+ * with {@link InvalidOptionsError} naming the option, before anything is written or started.
+ */
+
+/** Default lease: long enough for most handlers; renewed at a third of it while they run. */
+export const DEFAULT_LEASE_MS = 10 * 60_000;
+/** Default retention of terminal tasks before the TTL policy may delete them. */
+export const DEFAULT_RETENTION_MS = 30 * 24 * 3600_000;
+/** Default longest idle sleep between looks at the queue. */
+export const DEFAULT_POLL_INTERVAL_MS = 1000;
+/** Default grace period of `stop()`: fits inside Cloud Run's 10 s between SIGTERM and SIGKILL. */
+export const DEFAULT_GRACE_MS = 5000;
+
+const ENV_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+const COLLECTION_PATTERN = /^[A-Za-z0-9_-]{1,100}$/;
+
+const positiveMs = z.number().finite().positive();
+
+/** Options of `new OnceTaskManager()` beyond the Firestore instance, as validated. */
+export const managerOptionsSchema = z.object({
+  env: z.string().regex(ENV_PATTERN, 'must be 1-64 letters, digits, "_", "-", "."').optional(),
+  collection: z.string().regex(COLLECTION_PATTERN, 'must be 1-100 letters, digits, "_", "-"').optional(),
+  retentionMs: positiveMs.optional(),
+  pollIntervalMs: z.number().finite().min(10).optional(),
+  workerId: z.string().min(1).max(200).optional(),
+});
+
+const handlerOptionsSchema = z.object({
+  retry: z.unknown().optional(),
+  leaseMs: z.number().finite().min(100).optional(),
+  concurrency: z.number().int().min(1).max(1000).optional(),
+  timeoutMs: positiveMs.optional(),
+});
+
+/** Throws {@link InvalidOptionsError} naming the first bad option. */
+export function parseOptions<T extends z.ZodType>(schema: T, value: unknown, where: string): z.output<T> {
+  const parsed = schema.safeParse(value ?? {});
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const path = issue?.path.map(String).join('.') ?? '';
+  throw new InvalidOptionsError(`${where}: ${path === '' ? 'options' : `option "${path}"`}: ${issue?.message ?? 'invalid'}`);
+}
+
+/** Validates `handle()` options and applies defaults. */
+export function resolveHandlerOptions(value: unknown, kind: string): ResolvedHandlerOptions {
+  const options = parseOptions(handlerOptionsSchema, value, `handle(${kind})`);
+  const retry: RetryPolicy = (options.retry as RetryPolicy | undefined) ?? exponentialBackoff();
+  assertRetryPolicy(retry, `handle(${kind}): option "retry"`);
+  return {
+    retry,
+    leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS,
+    concurrency: options.concurrency ?? 1,
+    timeoutMs: options.timeoutMs,
+  };
+}
+
+/** Checks a `Date` option. */
+export function assertDate(value: unknown, name: string): asserts value is Date {
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) {
+    throw new InvalidOptionsError(`option "${name}" must be a valid Date`);
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * Every query the store issues, declared as data. The store builds queries only from these
+ * shapes, so `test/query-shapes.test.ts` can check each against `firestore.indexes.json`
+ * (the emulator does not enforce composite indexes; production does).
+ */
+
+/** One ordering clause of a query shape. */
+export interface OrderClause {
+  field: string;
+  direction: 'asc' | 'desc';
+}
+
+/** The parts of a query that decide which index it needs. */
+export interface QueryShape {
+  /** Fields compared with `==` or `in` (order does not matter for indexing). */
+  equals: readonly string[];
+  /** Order-by clauses, in order (a trailing `__name__` rides on the previous field's index). */
+  orderBy: readonly OrderClause[];
+}
+
+const byCreated: readonly OrderClause[] = [
+  { field: 'createdAt', direction: 'desc' },
+  { field: '__name__', direction: 'desc' },
+];
+
+/** All query shapes, by name. */
+export const QUERY_SHAPES = {
+  /** Due and lease-expired tasks of a kind, oldest due first (also yields the next due time). */
+  claimable: { equals: ['env', 'kind', 'status'], orderBy: [{ field: 'waitUntil', direction: 'asc' }] },
+  /** Count of a kind's tasks in one status (aggregation). */
+  countByStatus: { equals: ['env', 'kind', 'status'], orderBy: [] },
+  /** Listing, newest first, optionally narrowed by kind and/or status. */
+  listAll: { equals: ['env'], orderBy: byCreated },
+  listByKind: { equals: ['env', 'kind'], orderBy: byCreated },
+  listByStatus: { equals: ['env', 'status'], orderBy: byCreated },
+  listByKindAndStatus: { equals: ['env', 'kind', 'status'], orderBy: byCreated },
+} as const satisfies Record<string, QueryShape>;
+
+/** Name of a declared query shape. */
+export type QueryShapeName = keyof typeof QUERY_SHAPES;

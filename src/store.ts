@@ -1,0 +1,291 @@
+import { createHash } from 'node:crypto';
+import type {
+  CollectionReference,
+  DocumentData,
+  DocumentReference,
+  Firestore,
+  Query,
+  Timestamp,
+  Transaction,
+  WriteBatch,
+} from '@google-cloud/firestore';
+import pLimit from 'p-limit';
+import { MalformedTaskError } from './errors.js';
+import { QUERY_SHAPES, type QueryShapeName } from './query-shapes.js';
+import { decodeStoredTask, type DecodeResult, type StoredTask, type TaskStatus } from './task-document.js';
+
+/**
+ * The one module that talks to Firestore. Everything else asks the store; nothing else builds
+ * a query or a write. No runtime value is imported from `@google-cloud/firestore`, so the
+ * instance from firebase-admin's `getFirestore()` (which may bundle its own copy) works too.
+ */
+
+/** gRPC status codes the store reacts to. */
+const GRPC = { NOT_FOUND: 5, ALREADY_EXISTS: 6, FAILED_PRECONDITION: 9 } as const;
+
+function grpcCode(err: unknown): number | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+/** A stored task read together with the version it was read at. */
+export interface VersionedTask {
+  docId: string;
+  task: StoredTask;
+  /** The document's update time: the precondition for an optimistic write. */
+  updateTime: Timestamp;
+}
+
+/** A document in our collection and environment that does not have the stored shape. */
+export interface MalformedDocument {
+  docId: string;
+  reason: string;
+  updateTime: Timestamp;
+}
+
+/** Outcome of a conditional write. */
+export type ConditionalWriteResult = { ok: true; updateTime: Timestamp } | { ok: false; reason: 'conflict' | 'missing' };
+
+/** Fields of a document as written (Dates become Timestamps in Firestore). */
+export type TaskFields = Record<string, unknown>;
+
+/** Observer of issued query shapes; the index test uses it to see every query the library runs. */
+let queryObserver: ((shape: QueryShapeName) => void) | undefined;
+
+/** @internal Test hook: called with the shape name of every query the store issues. */
+export function observeQueries(observer: ((shape: QueryShapeName) => void) | undefined): void {
+  queryObserver = observer;
+}
+
+/** Firestore access for one collection and one environment. */
+export class TaskStore {
+  readonly firestore: Firestore;
+  readonly env: string;
+  private readonly collection: CollectionReference;
+
+  constructor(firestore: Firestore, collectionName: string, env: string) {
+    this.firestore = firestore;
+    this.env = env;
+    this.collection = firestore.collection(collectionName);
+  }
+
+  /**
+   * Document ID of a task: a short hash of (env, id) in front of the id. The hash scopes IDs
+   * per environment and spreads deterministic, often sequential IDs over the key space so
+   * writes do not hotspot one tablet.
+   */
+  docId(id: string): string {
+    const hash = createHash('sha256').update(this.env).update('\u0000').update(id).digest('hex').slice(0, 12);
+    return `${hash}_${id}`;
+  }
+
+  private ref(docId: string): DocumentReference {
+    return this.collection.doc(docId);
+  }
+
+  // ---- creating -------------------------------------------------------------------------
+
+  /** Creates the task unless its document exists; true when created. */
+  async create(id: string, fields: TaskFields): Promise<boolean> {
+    try {
+      await this.ref(this.docId(id)).create(fields as DocumentData);
+      return true;
+    } catch (err) {
+      if (grpcCode(err) === GRPC.ALREADY_EXISTS) return false;
+      throw err;
+    }
+  }
+
+  /** Inside a caller's transaction: reads the document (reads must come first) and creates it if absent. */
+  async createInTransaction(tx: Transaction, id: string, fields: TaskFields): Promise<boolean> {
+    const ref = this.ref(this.docId(id));
+    const snap = await tx.get(ref);
+    if (snap.exists) return false;
+    tx.create(ref, fields as DocumentData);
+    return true;
+  }
+
+  /**
+   * Adds a create to a caller's batch unless the task exists now. A batch cannot read, so a
+   * task created between this check and the commit makes the commit fail with ALREADY_EXISTS.
+   */
+  async createInBatch(batch: WriteBatch, id: string, fields: TaskFields): Promise<boolean> {
+    const ref = this.ref(this.docId(id));
+    const snap = await ref.get();
+    if (snap.exists) return false;
+    batch.create(ref, fields as DocumentData);
+    return true;
+  }
+
+  /** Creates many tasks with a BulkWriter; returns, per item, whether it was new. */
+  async createMany(items: readonly { id: string; fields: TaskFields }[]): Promise<boolean[]> {
+    const writer = this.firestore.bulkWriter();
+    const outcomes = items.map(({ id, fields }) =>
+      writer.create(this.ref(this.docId(id)), fields as DocumentData).then(
+        () => true,
+        (err: unknown) => {
+          if (grpcCode(err) === GRPC.ALREADY_EXISTS) return false;
+          throw err;
+        },
+      ),
+    );
+    // close() flushes; the per-write promises carry each outcome.
+    const settled = await Promise.allSettled([...outcomes, writer.close()]);
+    const failure = settled.find((s) => s.status === 'rejected');
+    if (failure && failure.status === 'rejected') throw failure.reason;
+    return settled.slice(0, items.length).map((s) => (s as PromiseFulfilledResult<boolean>).value);
+  }
+
+  // ---- reading --------------------------------------------------------------------------
+
+  /** Reads one task by document ID; `null` when absent. */
+  async readDoc(docId: string): Promise<{ docId: string; decoded: DecodeResult; updateTime: Timestamp } | null> {
+    const snap = await this.ref(docId).get();
+    if (!snap.exists || !snap.updateTime) return null;
+    return { docId, decoded: this.decode(snap.data()), updateTime: snap.updateTime };
+  }
+
+  /** Reads tasks by their IDs (one round trip), in the order given; `null` for absent ones. */
+  async getMany(ids: readonly string[]): Promise<(DecodeResult | null)[]> {
+    if (ids.length === 0) return [];
+    const snaps = await this.firestore.getAll(...ids.map((id) => this.ref(this.docId(id))));
+    return snaps.map((snap) => (snap.exists ? this.decode(snap.data()) : null));
+  }
+
+  /** Decodes a document and checks it belongs to this environment. */
+  private decode(raw: DocumentData | undefined): DecodeResult {
+    const decoded = decodeStoredTask(raw);
+    if (decoded.ok && decoded.task.env !== this.env) {
+      return { ok: false, reason: `field "env": belongs to "${decoded.task.env}", not "${this.env}"` };
+    }
+    return decoded;
+  }
+
+  private query(shape: QueryShapeName, values: Record<string, unknown>): Query {
+    const spec = QUERY_SHAPES[shape];
+    let q: Query = this.collection;
+    for (const field of spec.equals) {
+      const value = values[field];
+      q = Array.isArray(value) ? q.where(field, 'in', value) : q.where(field, '==', value);
+    }
+    for (const clause of spec.orderBy) q = q.orderBy(clause.field, clause.direction);
+    queryObserver?.(shape);
+    return q;
+  }
+
+  /**
+   * The head of a kind's queue: pending and lease-expired candidates ordered by `waitUntil`.
+   * The result also contains tasks not yet due (and running tasks under live leases), which
+   * tells the worker when to look again. Malformed documents are returned apart.
+   */
+  async findClaimable(
+    kind: string,
+    statuses: readonly TaskStatus[],
+    limit: number,
+  ): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[] }> {
+    const snap = await this.query('claimable', { env: this.env, kind, status: [...statuses] })
+      .limit(limit)
+      .get();
+    const tasks: VersionedTask[] = [];
+    const malformed: MalformedDocument[] = [];
+    for (const doc of snap.docs) {
+      const decoded = this.decode(doc.data());
+      if (decoded.ok) tasks.push({ docId: doc.id, task: decoded.task, updateTime: doc.updateTime });
+      else malformed.push({ docId: doc.id, reason: decoded.reason, updateTime: doc.updateTime });
+    }
+    return { tasks, malformed };
+  }
+
+  /** Counts a kind's tasks in one status with an aggregation query (1 read per 1000 entries). */
+  async countByStatus(kind: string, status: TaskStatus): Promise<number> {
+    const snap = await this.query('countByStatus', { env: this.env, kind, status }).count().get();
+    return snap.data().count;
+  }
+
+  /** One page of tasks, newest first, after the `(createdAt, docId)` cursor if given. */
+  async list(filter: {
+    kind?: string;
+    status?: TaskStatus;
+    limit: number;
+    after?: { createdAt: Date; docId: string };
+  }): Promise<{ items: { docId: string; decoded: DecodeResult; createdAt: Date | null }[]; hasMore: boolean }> {
+    const shape: QueryShapeName =
+      filter.kind !== undefined && filter.status !== undefined
+        ? 'listByKindAndStatus'
+        : filter.kind !== undefined
+          ? 'listByKind'
+          : filter.status !== undefined
+            ? 'listByStatus'
+            : 'listAll';
+    let q = this.query(shape, { env: this.env, kind: filter.kind, status: filter.status });
+    if (filter.after) q = q.startAfter(filter.after.createdAt, filter.after.docId);
+    const snap = await q.limit(filter.limit + 1).get();
+    const docs = snap.docs.slice(0, filter.limit);
+    return {
+      items: docs.map((doc) => {
+        const decoded = this.decode(doc.data());
+        const createdAt = decoded.ok ? decoded.task.createdAt : null;
+        return { docId: doc.id, decoded, createdAt };
+      }),
+      hasMore: snap.docs.length > filter.limit,
+    };
+  }
+
+  // ---- conditional writes ---------------------------------------------------------------
+
+  /**
+   * Updates the document only if it has not changed since `updateTime`. No transaction and no
+   * lock: two workers racing for one document cost one failed precondition, never a stall.
+   */
+  async updateIfUnchanged(docId: string, fields: TaskFields, updateTime: Timestamp): Promise<ConditionalWriteResult> {
+    try {
+      const result = await this.ref(docId).update(fields as DocumentData, { lastUpdateTime: updateTime });
+      return { ok: true, updateTime: result.writeTime };
+    } catch (err) {
+      const code = grpcCode(err);
+      if (code === GRPC.FAILED_PRECONDITION) return { ok: false, reason: 'conflict' };
+      if (code === GRPC.NOT_FOUND) return { ok: false, reason: 'missing' };
+      throw err;
+    }
+  }
+
+  /**
+   * Optimistic read-decide-write loop for admin operations. `decide` sees the current task and
+   * returns the fields to write, or `null` to leave it. Returns what happened.
+   */
+  async mutate(
+    id: string,
+    decide: (task: StoredTask) => TaskFields | null,
+  ): Promise<{ outcome: 'updated'; task: StoredTask } | { outcome: 'unchanged'; task: StoredTask } | { outcome: 'missing' }> {
+    const docId = this.docId(id);
+    for (let attempt = 0; ; attempt++) {
+      const current = await this.readDoc(docId);
+      if (!current) return { outcome: 'missing' };
+      if (!current.decoded.ok) throw new MalformedTaskError(docId, current.decoded.reason);
+      const fields = decide(current.decoded.task);
+      if (fields === null) return { outcome: 'unchanged', task: current.decoded.task };
+      const written = await this.updateIfUnchanged(docId, fields, current.updateTime);
+      if (written.ok) return { outcome: 'updated', task: current.decoded.task };
+      if (written.reason === 'missing') return { outcome: 'missing' };
+      if (attempt >= 20) throw new Error(`task "${id}" kept changing while being updated`);
+    }
+  }
+
+  /** Deletes a task; true when it existed. */
+  async delete(id: string): Promise<boolean> {
+    try {
+      await this.ref(this.docId(id)).delete({ exists: true });
+      return true;
+    } catch (err) {
+      if (grpcCode(err) === GRPC.NOT_FOUND) return false;
+      throw err;
+    }
+  }
+
+  /** Deletes many tasks (at most 16 requests in flight); returns how many existed. */
+  async deleteMany(ids: readonly string[]): Promise<number> {
+    const limit = pLimit(16);
+    const deleted = await Promise.all([...new Set(ids)].map((id) => limit(() => this.delete(id))));
+    return deleted.filter(Boolean).length;
+  }
+}

@@ -1,0 +1,145 @@
+import { z } from 'zod';
+import { fromFirestoreValue, isTimestampLike } from './values.js';
+
+/**
+ * The stored shape of a task document and its conversion to the public {@link TaskInfo}.
+ * Only the store reads and writes documents; this module says what a document must look like
+ * so a malformed one is reported instead of crashing a worker.
+ */
+
+/** Where a task is in its life. Stored, so tasks can be listed by state. */
+export type TaskStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+/** Every status, in life-cycle order. */
+export const TASK_STATUSES: readonly TaskStatus[] = ['pending', 'running', 'succeeded', 'failed', 'cancelled'];
+/** Statuses a worker may claim from (a `running` task only once its lease has expired). */
+export const CLAIMABLE_STATUSES: readonly TaskStatus[] = ['pending', 'running'];
+/** Statuses after which nothing more happens to a task unless an admin resets it. */
+export const TERMINAL_STATUSES: readonly TaskStatus[] = ['succeeded', 'failed', 'cancelled'];
+
+/** How many failures a task keeps in `errors`; `errorCount` counts them all. */
+export const MAX_RECORDED_ERRORS = 20;
+
+/** One failed attempt. */
+export interface TaskErrorRecord {
+  /** When the attempt failed. */
+  at: Date;
+  /** Which attempt (1-based) failed. */
+  attempt: number;
+  /** The error's message. */
+  message: string;
+  /** The error's `code` when it had one (e.g. `HANDLER_TIMEOUT`). */
+  code: string | null;
+}
+
+/** The live lease of a running task. */
+export interface TaskLease {
+  /** Worker that holds it (`host:pid:random`). */
+  workerId: string;
+  /** When it runs out unless renewed. */
+  expiresAt: Date;
+}
+
+/** A task as the read API returns it. `T` is the payload type. */
+export interface TaskInfo<T = unknown> {
+  /** The idempotent ID (unique within the environment). */
+  id: string;
+  kind: string;
+  env: string;
+  status: TaskStatus;
+  /** The stored payload, with Timestamps turned back into Dates. */
+  data: T;
+  resourceKey: string | null;
+  /** When the task is (or was) due; while running, when its lease runs out. */
+  waitUntil: Date;
+  createdAt: Date;
+  updatedAt: Date;
+  /** Attempts started so far. */
+  attempts: number;
+  /** Failures so far (all of them; `errors` keeps the last 20). */
+  errorCount: number;
+  errors: TaskErrorRecord[];
+  /** What the handler returned, once succeeded. */
+  result: unknown;
+  /** When it became terminal. */
+  doneAt: Date | null;
+  /** When the TTL policy may delete it (terminal tasks only). */
+  expireAt: Date | null;
+  lease: TaskLease | null;
+}
+
+const timestamp = z.custom<Date>((v) => isTimestampLike(v) || v instanceof Date, 'expected a Timestamp').transform(
+  (v) => (v instanceof Date ? v : (v as unknown as { toDate(): Date }).toDate()),
+);
+
+/** The full stored lease, with its fencing token. Internal: the token never leaves the library. */
+const storedLease = z.object({ token: z.string().min(1), workerId: z.string(), expiresAt: timestamp });
+
+const storedError = z.object({
+  at: timestamp,
+  attempt: z.number().int().nonnegative(),
+  message: z.string(),
+  code: z.string().nullable().optional().transform((c) => c ?? null),
+});
+
+/** Schema of a stored task document, used to detect malformed documents. */
+export const storedTaskSchema = z.object({
+  id: z.string().min(1),
+  kind: z.string().min(1),
+  env: z.string().min(1),
+  status: z.enum(TASK_STATUSES as [TaskStatus, ...TaskStatus[]]),
+  data: z.unknown(),
+  resourceKey: z.string().nullable(),
+  waitUntil: timestamp,
+  createdAt: timestamp,
+  updatedAt: timestamp,
+  attempts: z.number().int().nonnegative(),
+  errorCount: z.number().int().nonnegative(),
+  errors: z.array(storedError),
+  result: z.unknown().optional(),
+  doneAt: timestamp.nullable(),
+  expireAt: timestamp.nullable(),
+  lease: storedLease.nullable(),
+});
+
+/** A decoded stored task. Timestamps are Dates; `data` is still as stored. */
+export type StoredTask = z.output<typeof storedTaskSchema>;
+
+/** Result of decoding a document: the task, or why it is malformed. */
+export type DecodeResult = { ok: true; task: StoredTask } | { ok: false; reason: string };
+
+/** Checks a raw document's fields against the stored shape. */
+export function decodeStoredTask(raw: unknown): DecodeResult {
+  const parsed = storedTaskSchema.safeParse(raw);
+  if (parsed.success) return { ok: true, task: parsed.data };
+  const issue = parsed.error.issues[0];
+  const where = issue && issue.path.length > 0 ? `field "${issue.path.map(String).join('.')}"` : 'document';
+  return { ok: false, reason: `${where}: ${issue?.message ?? 'invalid'}` };
+}
+
+/** The public view of a stored task (drops the fencing token). */
+export function toTaskInfo<T = unknown>(task: StoredTask): TaskInfo<T> {
+  return {
+    id: task.id,
+    kind: task.kind,
+    env: task.env,
+    status: task.status,
+    data: fromFirestoreValue(task.data) as T,
+    resourceKey: task.resourceKey,
+    waitUntil: task.waitUntil,
+    createdAt: task.createdAt,
+    updatedAt: task.updatedAt,
+    attempts: task.attempts,
+    errorCount: task.errorCount,
+    errors: task.errors,
+    result: fromFirestoreValue(task.result ?? null),
+    doneAt: task.doneAt,
+    expireAt: task.expireAt,
+    lease: task.lease ? { workerId: task.lease.workerId, expiresAt: task.lease.expiresAt } : null,
+  };
+}
+
+/** Appends a failure, keeping the last {@link MAX_RECORDED_ERRORS}. */
+export function appendError(errors: readonly TaskErrorRecord[], record: TaskErrorRecord): TaskErrorRecord[] {
+  return [...errors, record].slice(-MAX_RECORDED_ERRORS);
+}
