@@ -4,20 +4,10 @@
  */
 import type { Firestore } from '@google-cloud/firestore';
 import { afterEach } from 'vitest';
-import { z } from 'zod';
-import { defineTask, OnceTaskManager, type OnceTaskManagerOptions } from '../src/index.js';
+import { OnceTaskManager, type OnceTaskManagerOptions } from '../src/index.js';
 import { uniqueEnv } from './fixture.js';
 
-/** A kind whose payload says how to behave. */
-export const jobTask = defineTask({
-  kind: 'job',
-  schema: z.object({
-    n: z.number().int(),
-    failTimes: z.number().int().default(0),
-    sleepMs: z.number().int().default(0),
-  }),
-  id: (d) => `job-${d.n}`,
-});
+export { jobTask } from './tasks.js';
 
 const live = new Set<OnceTaskManager>();
 

@@ -1,0 +1,175 @@
+import { describe, expect, it } from 'vitest';
+import { LeaseLostError, noRetry, fixedDelay } from '../src/index.js';
+import { LeaseProtocol } from '../src/lease.js';
+import { TaskStore } from '../src/store.js';
+import { CLAIMABLE_STATUSES } from '../src/task-document.js';
+import { useFirestore, waitFor } from './fixture.js';
+import { jobTask, makeManager, sleep } from './support.js';
+
+const db = useFirestore();
+const DAY = 86_400_000;
+
+/** A manager's environment with a store and two protocols standing for two worker processes. */
+async function setup(n = 1) {
+  const m = makeManager(db);
+  await m.createMany(jobTask, Array.from({ length: n }, (_, i) => ({ n: i + 1 })));
+  const store = new TaskStore(db, 'onceTasks', m.env);
+  const candidates = async () => (await store.findClaimable('job', CLAIMABLE_STATUSES, 10)).tasks;
+  const raw = async (id = 'job-1') => (await db.collection('onceTasks').doc(store.docId(id)).get()).data()!;
+  return { m, store, candidates, raw, a: new LeaseProtocol(store, 'worker-a', DAY), b: new LeaseProtocol(store, 'worker-b', DAY) };
+}
+
+describe('claim', () => {
+  it('gives a document to exactly one of two workers racing with the same snapshot', async () => {
+    const { candidates, a, b, raw } = await setup();
+    const [candidate] = await candidates();
+    const [la, lb] = await Promise.all([a.claim(candidate!, 60_000), b.claim(candidate!, 60_000)]);
+    expect([la, lb].filter(Boolean)).toHaveLength(1);
+    const doc = await raw();
+    expect(doc.status).toBe('running');
+    expect(doc.attempts).toBe(1);
+    expect(doc.lease.workerId).toBe(la ? 'worker-a' : 'worker-b');
+  });
+
+  it('stamps a fresh token on every claim and moves waitUntil to the lease expiry', async () => {
+    const { candidates, a, raw } = await setup();
+    const first = await a.claim((await candidates())[0]!, 60_000);
+    const token1 = (await raw()).lease.token;
+    await a.release(first!);
+    const second = await a.claim((await candidates())[0]!, 60_000);
+    const doc = await raw();
+    expect(doc.lease.token).not.toBe(token1);
+    expect(doc.waitUntil.toMillis()).toBe(second!.expiresAt.getTime());
+    expect(doc.attempts).toBe(1); // the released attempt was not counted
+  });
+
+  it('does not offer a task under a live lease as due', async () => {
+    const { candidates, a } = await setup();
+    await a.claim((await candidates())[0]!, 60_000);
+    const [listed] = await candidates();
+    expect(listed!.task.waitUntil.getTime()).toBeGreaterThan(Date.now() + 50_000);
+  });
+});
+
+describe('fencing', () => {
+  it('refuses every write of a worker whose expired lease was taken over', async () => {
+    const { candidates, a, b, raw } = await setup();
+    const stale = await a.claim((await candidates())[0]!, 150);
+    await sleep(200);
+    const [expired] = await candidates();
+    expect(expired!.task.status).toBe('running');
+    const fresh = await b.claim(expired!, 60_000);
+    expect(fresh).not.toBeNull();
+    await expect(a.succeed(stale!, 'stale result')).rejects.toBeInstanceOf(LeaseLostError);
+    await expect(a.renew(stale!, 60_000)).rejects.toThrow(/taken over \(worker worker-b holds attempt 2\)/);
+    await expect(a.fail(stale!, new Error('late'), { final: true })).rejects.toBeInstanceOf(LeaseLostError);
+    await expect(a.release(stale!)).rejects.toBeInstanceOf(LeaseLostError);
+    let doc = await raw();
+    expect(doc).toMatchObject({ status: 'running', attempts: 2, result: null });
+    expect(doc.lease.workerId).toBe('worker-b');
+    expect(doc.errors[0].code).toBe('LEASE_EXPIRED');
+    await b.succeed(fresh!, 'fresh result');
+    doc = await raw();
+    expect(doc).toMatchObject({ status: 'succeeded', result: 'fresh result', lease: null });
+  });
+
+  it('lets the lease holder write after someone changed an unrelated field', async () => {
+    const { store, candidates, a, raw } = await setup();
+    const lease = await a.claim((await candidates())[0]!, 60_000);
+    await db.collection('onceTasks').doc(store.docId('job-1')).update({ note: 'touched by an admin' });
+    await a.succeed(lease!, 42);
+    expect(await raw()).toMatchObject({ status: 'succeeded', result: 42, note: 'touched by an admin' });
+  });
+
+  it('refuses the outcome of a deleted task', async () => {
+    const { m, candidates, a } = await setup();
+    const lease = await a.claim((await candidates())[0]!, 60_000);
+    await m.delete('job-1');
+    await expect(a.succeed(lease!, 1)).rejects.toThrow(/deleted/);
+    expect(await m.get('job-1')).toBeNull();
+  });
+
+  it('renewal extends the lease and the due time', async () => {
+    const { candidates, a, raw } = await setup();
+    const lease = await a.claim((await candidates())[0]!, 1000);
+    const before = (await raw()).waitUntil.toMillis();
+    await a.renew(lease!, 60_000);
+    const doc = await raw();
+    expect(doc.waitUntil.toMillis()).toBeGreaterThan(before + 50_000);
+    expect(doc.lease.expiresAt.toMillis()).toBe(doc.waitUntil.toMillis());
+  });
+});
+
+describe('leases in the worker', () => {
+  it('renews the lease so a handler that outlives leaseMs runs once', async () => {
+    const first = makeManager(db);
+    const second = makeManager(db, { env: first.env });
+    await first.create(jobTask, { n: 1 });
+    let runs = 0;
+    for (const m of [first, second]) {
+      m.handle(jobTask, async () => {
+        runs++;
+        await sleep(1500);
+      }, { leaseMs: 300 });
+      m.start();
+    }
+    const t = await waitFor(async () => {
+      const task = await first.get('job-1');
+      return task?.status === 'succeeded' ? task : undefined;
+    });
+    expect(runs).toBe(1);
+    expect(t.attempts).toBe(1);
+    expect(t.errorCount).toBe(0);
+  });
+
+  it('claims a task again after its worker died, as attempt + 1', async () => {
+    const { m, candidates, a } = await setup();
+    await a.claim((await candidates())[0]!, 300); // "worker-a" dies holding the lease
+    const attempts: number[] = [];
+    m.handle(jobTask, (_t, ctx) => {
+      attempts.push(ctx.attempt);
+      return 'recovered';
+    });
+    m.start();
+    const t = await waitFor(async () => {
+      const task = await m.get('job-1');
+      return task?.status === 'succeeded' ? task : undefined;
+    });
+    expect(attempts).toEqual([2]);
+    expect(t.errors.map((e) => e.code)).toEqual(['LEASE_EXPIRED']);
+  });
+
+  it('fails a task whose lease expired when the policy allows no more attempts', async () => {
+    const { m, candidates, a } = await setup();
+    await a.claim((await candidates())[0]!, 100);
+    let ran = false;
+    m.handle(jobTask, () => {
+      ran = true;
+    }, { retry: noRetry() });
+    m.start();
+    const t = await waitFor(async () => {
+      const task = await m.get('job-1');
+      return task?.status === 'failed' ? task : undefined;
+    });
+    expect(ran).toBe(false);
+    expect(t.errors[0]!.code).toBe('LEASE_EXPIRED');
+  });
+
+  it('aborts the handler signal when the lease is lost', async () => {
+    const m = makeManager(db);
+    await m.create(jobTask, { n: 1 });
+    let reason: unknown;
+    m.handle(jobTask, (_t, ctx) => new Promise<void>((resolve) => {
+      ctx.signal.addEventListener('abort', () => {
+        reason = ctx.signal.reason;
+        resolve();
+      });
+    }), { leaseMs: 300, retry: fixedDelay({ maxAttempts: 1, delayMs: 0 }) });
+    m.start();
+    await waitFor(async () => (await m.get('job-1'))?.status === 'running');
+    await m.delete('job-1');
+    await waitFor(() => reason !== undefined, { timeoutMs: 3000 });
+    expect((reason as { code?: string }).code).toBe('LEASE_LOST');
+    expect(await m.get('job-1')).toBeNull(); // the late outcome did not resurrect it
+  });
+});
