@@ -1,0 +1,103 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { defineTask } from '../src/index.js';
+import { QUERY_SHAPES, type QueryShape, type QueryShapeName } from '../src/query-shapes.js';
+import { observeQueries } from '../src/store.js';
+import { useFirestore, waitFor } from './fixture.js';
+import { jobTask, makeManager } from './support.js';
+
+/**
+ * The emulator does not enforce composite indexes; production fails such queries with
+ * FAILED_PRECONDITION. These tests check every query shape the library issues against the
+ * shipped firestore.indexes.json, and that the other shipped config is what it says.
+ */
+
+interface IndexFile {
+  indexes: { collectionGroup: string; queryScope: string; fields: { fieldPath: string; order?: string }[] }[];
+  fieldOverrides: { collectionGroup: string; fieldPath: string; ttl?: boolean; indexes: unknown[] }[];
+}
+const indexFile = JSON.parse(readFileSync('firestore.indexes.json', 'utf8')) as IndexFile;
+const COLLECTION = 'onceTasks';
+const direction = (d: 'asc' | 'desc') => (d === 'asc' ? 'ASCENDING' : 'DESCENDING');
+
+/** Why a shape cannot run in production, or null when an index serves it. */
+function missingIndex(shape: QueryShape): string | null {
+  const exempt = new Set(indexFile.fieldOverrides.filter((o) => o.collectionGroup === COLLECTION && o.indexes.length === 0).map((o) => o.fieldPath));
+  for (const field of [...shape.equals, ...shape.orderBy.map((o) => o.field)]) {
+    if (exempt.has(field)) return `field ${field} is exempted from indexing`;
+  }
+  // A trailing __name__ in the direction of the previous clause rides on that index implicitly.
+  const order = [...shape.orderBy];
+  const last = order[order.length - 1];
+  if (last?.field === '__name__' && order.length > 1 && order[order.length - 2]!.direction === last.direction) order.pop();
+  // Equality-only queries are served by merging single-field indexes; so is one ordered field alone.
+  if (order.length === 0 || (shape.equals.length === 0 && order.length === 1)) return null;
+  const found = indexFile.indexes.some((index) => {
+    if (index.collectionGroup !== COLLECTION || index.queryScope !== 'COLLECTION') return false;
+    const fields = index.fields.filter((f) => f.fieldPath !== '__name__');
+    if (fields.length !== shape.equals.length + order.length) return false;
+    const prefix = new Set(fields.slice(0, shape.equals.length).map((f) => f.fieldPath));
+    if (!shape.equals.every((f) => prefix.has(f))) return false;
+    return order.every((o, i) => {
+      const f = fields[shape.equals.length + i]!;
+      return f.fieldPath === o.field && f.order === direction(o.direction);
+    });
+  });
+  return found ? null : `no composite index (${[...shape.equals, ...order.map((o) => `${o.field} ${o.direction}`)].join(', ')})`;
+}
+
+describe('firestore.indexes.json', () => {
+  it.each(Object.entries(QUERY_SHAPES))('serves the %s query', (_name, shape) => {
+    expect(missingIndex(shape)).toBeNull();
+  });
+
+  it('would catch a query without an index', () => {
+    expect(missingIndex({ equals: ['env', 'resourceKey'], orderBy: [{ field: 'waitUntil', direction: 'asc' }] })).toMatch(/no composite index/);
+    expect(missingIndex({ equals: ['env'], orderBy: [{ field: 'data', direction: 'asc' }] })).toMatch(/exempted/);
+  });
+
+  it('declares expireAt as the TTL field of the task collection', () => {
+    const ttl = indexFile.fieldOverrides.filter((o) => o.ttl === true);
+    expect(ttl).toEqual([{ collectionGroup: COLLECTION, fieldPath: 'expireAt', ttl: true, indexes: [] }]);
+  });
+});
+
+describe('queries the library issues at run time', () => {
+  const db = useFirestore();
+  const issued = new Set<QueryShapeName>();
+  observeQueries((shape) => issued.add(shape));
+  afterAll(() => observeQueries(undefined));
+
+  it('are all declared shapes with an index, and every declared shape is used', async () => {
+    const m = makeManager(db);
+    const other = defineTask({ kind: 'other', schema: z.object({}), id: () => 'other' });
+    await m.createMany(jobTask, [{ n: 1 }, { n: 2 }]);
+    await m.create(other, {});
+    m.handle(jobTask, () => 'ok');
+    m.start();
+    await waitFor(async () => (await m.countPending(jobTask)) === 0);
+    for (const filter of [{}, { kind: jobTask }, { status: 'succeeded' as const }, { kind: 'other', status: 'pending' as const }]) {
+      await m.list({ limit: 1, ...filter });
+    }
+    expect([...issued].sort()).toEqual(Object.keys(QUERY_SHAPES).sort());
+    for (const shape of issued) expect(missingIndex(QUERY_SHAPES[shape]), shape).toBeNull();
+  });
+});
+
+describe('firestore.rules and firebase.json', () => {
+  it('firebase.json names the rules and index files that ship', () => {
+    const config = JSON.parse(readFileSync('firebase.json', 'utf8')) as { firestore: { rules: string; indexes: string } };
+    expect(config.firestore).toEqual({ rules: 'firestore.rules', indexes: 'firestore.indexes.json' });
+    expect(existsSync(config.firestore.rules) && existsSync(config.firestore.indexes)).toBe(true);
+  });
+
+  it('firestore.rules denies every client access to the task collection', () => {
+    const rules = readFileSync('firestore.rules', 'utf8').replace(/\/\/.*$/gm, '');
+    expect(rules).toMatch(/rules_version = '2';/);
+    const block = /match \/onceTasks\/\{\w+\}\s*\{([^}]*)\}/.exec(rules);
+    expect(block).not.toBeNull();
+    expect(block![1]!.trim()).toBe('allow read, write: if false;');
+    expect(rules).not.toMatch(/if true/);
+  });
+});
