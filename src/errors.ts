@@ -17,7 +17,9 @@ export type OnceTaskErrorCode =
   | 'UNENCODABLE_VALUE'
   | 'MALFORMED_TASK'
   | 'LEASE_EXPIRED'
-  | 'SHUTDOWN';
+  | 'SHUTDOWN'
+  | 'TASK_CANCELLED'
+  | 'ENVIRONMENT_MISMATCH';
 
 /** Base class of every error raised by oncetask. */
 export class OnceTaskError extends Error {
@@ -138,6 +140,23 @@ export class LeaseExpiredError extends OnceTaskError {
 export class ShutdownError extends OnceTaskError {
   constructor() {
     super('SHUTDOWN', 'worker is shutting down; the task was released for another worker');
+  }
+}
+
+/** The reason given to a running handler's signal when its task is cancelled. */
+export class TaskCancelledError extends OnceTaskError {
+  constructor(taskId: string) {
+    super('TASK_CANCELLED', `task "${taskId}" was cancelled`);
+  }
+}
+
+/** The task exists, but in another environment than the manager's: nothing was changed. */
+export class EnvironmentMismatchError extends OnceTaskError {
+  readonly taskId: string;
+
+  constructor(taskId: string, env: string, others: readonly string[]) {
+    super('ENVIRONMENT_MISMATCH', `task "${taskId}" is not in environment "${env}" (it exists in ${others.map((e) => `"${e}"`).join(', ')})`);
+    this.taskId = taskId;
   }
 }
 

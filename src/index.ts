@@ -10,14 +10,22 @@ export type {
   CreateOptions,
   CreateResult,
   CreateManyResult,
-  HandlerOptions,
   StopOptions,
   ListOptions,
   ListPage,
 } from './manager.js';
-export type { TaskContext, RunningTask, TaskHandler } from './worker.js';
+export type {
+  TaskContext,
+  RunningTask,
+  TaskHandler,
+  GroupContext,
+  GroupHandler,
+  CancelHandler,
+  HandlerOptions,
+  GroupHandlerOptions,
+} from './handlers.js';
 export type { TaskInfo, TaskStatus, TaskErrorRecord, TaskLease } from './task-document.js';
-export { TASK_STATUSES, TERMINAL_STATUSES, MAX_RECORDED_ERRORS } from './task-document.js';
+export { TASK_STATUSES, TERMINAL_STATUSES, OPEN_STATUSES, MAX_RECORDED_ERRORS } from './task-document.js';
 export { exponentialBackoff, fixedDelay, noRetry } from './retry.js';
 export type { RetryPolicy, ExponentialBackoffOptions, FixedDelayOptions } from './retry.js';
 export type { OnceTaskLogger } from './logger.js';
@@ -36,5 +44,7 @@ export {
   MalformedTaskError,
   LeaseExpiredError,
   ShutdownError,
+  TaskCancelledError,
+  EnvironmentMismatchError,
 } from './errors.js';
 export type { OnceTaskErrorCode, ValidationIssue } from './errors.js';

@@ -1,33 +1,58 @@
 import { randomUUID } from 'node:crypto';
 import type { Timestamp } from '@google-cloud/firestore';
 import { LeaseExpiredError, LeaseLostError, type OnceTaskError } from './errors.js';
-import type { TaskStore, TaskFields, VersionedTask } from './store.js';
-import { appendError, type TaskErrorRecord } from './task-document.js';
+import type { VersionedLock, ConditionalWrite, TaskFields, TaskStore, VersionedTask } from './store.js';
+import { appendError, type StoredTask, type TaskErrorRecord } from './task-document.js';
 
 /**
- * The claim and lease protocol. A claim is an update with a `lastUpdateTime` precondition (no
- * transaction, no lock) that stamps a fresh random token; every later write for that attempt
+ * The claim and lease protocol. A claim is a conditional write (`lastUpdateTime` precondition;
+ * no transaction, no lock) that stamps a fresh random token on the task(s) and, for a resource
+ * key, on the key's lock document, all in one atomic commit. Every later write for that claim
  * (renewal, outcome, release) is fenced by the token, so a worker whose lease was taken over
  * can never overwrite the newer attempt.
  */
 
-/** A claimed attempt, held by the worker that runs it. */
-export interface Lease {
+/** `run` runs the kind's handler; `cancel` runs its `onCancel` handler. */
+export type ClaimMode = 'run' | 'cancel';
+
+/** One task held by a lease. */
+export interface HeldTask {
   readonly docId: string;
   readonly taskId: string;
-  /** Random per claim; the fence. */
-  readonly token: string;
-  /** 1-based attempt number of this claim. */
+  /** The task as claimed (payload, key, creation time). */
+  readonly task: StoredTask;
+  readonly mode: ClaimMode;
+  /** 1-based attempt of this claim: `attempts` in run mode, `cancelAttempts` in cancel mode. */
   readonly attempt: number;
   /** Errors and count as of the claim, to append the outcome to. */
   readonly errors: readonly TaskErrorRecord[];
   readonly errorCount: number;
-  /** When the lease runs out unless renewed (local clock). */
-  expiresAt: Date;
   /** Version of our last write: the precondition of the next one. */
   updateTime: Timestamp;
-  /** Serializes this lease's writes so a renewal and an outcome never race each other. */
+  /** Serializes this task's writes so a renewal and an outcome never race. */
   queue: Promise<unknown>;
+  /** Set once a fenced write found the task taken over or deleted: why. */
+  lost: LeaseLostError | null;
+  /** Set once cancellation was requested while we held it. */
+  cancelRequested: boolean;
+}
+
+/** The key lock held by a lease. */
+export interface HeldLock {
+  readonly docId: string;
+  updateTime: Timestamp;
+  queue: Promise<unknown>;
+}
+
+/** A claim: one token over one or more tasks and, for a resource key, its lock. */
+export interface Lease {
+  readonly token: string;
+  readonly tasks: readonly HeldTask[];
+  readonly lock: HeldLock | null;
+  /** When the lease runs out unless renewed (local clock). */
+  expiresAt: Date;
+  /** Called when a fenced write discovers that cancellation of a held task was requested. */
+  onCancelRequested: ((task: HeldTask) => void) | null;
 }
 
 /** What a failed attempt becomes. */
@@ -36,174 +61,272 @@ export type FailureOutcome = { retryAt: Date } | { final: true };
 /** Fence re-checks before a fenced write gives up on a document that keeps changing. */
 const MAX_FENCE_RETRIES = 10;
 
+function errorRecord(err: Error, attempt: number, at: Date): TaskErrorRecord {
+  const code = (err as { code?: unknown }).code;
+  return { at, attempt, message: err.message.slice(0, 4000), code: typeof code === 'string' ? code : null };
+}
+
 export class LeaseProtocol {
   constructor(
     private readonly store: TaskStore,
     /** Identifies this process in leases (`host:pid:random`). */
     readonly workerId: string,
-    /** How long terminal tasks are kept before the TTL policy may delete them. */
+    /** How long terminal tasks (and idle key locks) are kept before TTL deletion. */
     private readonly retentionMs: number,
   ) {}
 
   /**
-   * Claims a due candidate for `leaseMs`. Returns `null` when another worker changed it first
-   * (the precondition failed): the caller simply moves on to another candidate.
+   * Claims due candidates for `leaseMs` in one atomic commit, together with the key lock when
+   * given. Returns `null` when another worker changed any of them first: the caller moves on.
    */
-  async claim(candidate: VersionedTask, leaseMs: number): Promise<Lease | null> {
-    const { task } = candidate;
+  async claim(
+    candidates: readonly VersionedTask[],
+    options: { leaseMs: number; mode: ClaimMode; lock?: VersionedLock & { kind: string; resourceKey: string } },
+  ): Promise<Lease | null> {
     const now = new Date();
-    const expiresAt = new Date(now.getTime() + leaseMs);
+    const expiresAt = new Date(now.getTime() + options.leaseMs);
     const token = randomUUID();
-    let errors: readonly TaskErrorRecord[] = task.errors;
-    let errorCount = task.errorCount;
-    if (task.status === 'running') {
-      // The previous attempt's lease ran out: the worker died or stalled. Record it as a failure.
-      const expired = new LeaseExpiredError(task.attempts);
-      errors = appendError(errors, { at: now, attempt: task.attempts, message: expired.message, code: expired.code });
-      errorCount += 1;
-    }
-    const attempt = task.attempts + 1;
-    const written = await this.store.updateIfUnchanged(
-      candidate.docId,
-      {
-        status: 'running',
-        attempts: attempt,
+    const leaseField = { token, workerId: this.workerId, expiresAt };
+    const held: Omit<HeldTask, 'updateTime' | 'queue' | 'lost' | 'cancelRequested'>[] = [];
+    const writes: ConditionalWrite[] = [];
+    for (const { docId, task, updateTime } of candidates) {
+      let errors: readonly TaskErrorRecord[] = task.errors;
+      let errorCount = task.errorCount;
+      if (task.lease !== null) {
+        // The previous attempt's lease ran out: the worker died or stalled. Record it as a failure.
+        const previous = task.status === 'cancelling' ? task.cancelAttempts : task.attempts;
+        errors = appendError(errors, errorRecord(new LeaseExpiredError(previous), previous, now));
+        errorCount += 1;
+      }
+      const attempt = (options.mode === 'run' ? task.attempts : task.cancelAttempts) + 1;
+      const fields: TaskFields = {
+        status: options.mode === 'run' ? 'running' : 'cancelling',
+        [options.mode === 'run' ? 'attempts' : 'cancelAttempts']: attempt,
         waitUntil: expiresAt,
-        lease: { token, workerId: this.workerId, expiresAt },
+        lease: leaseField,
         errors,
         errorCount,
         updatedAt: now,
-      },
-      candidate.updateTime,
-    );
-    if (!written.ok) return null;
+      };
+      writes.push({ target: 'task', docId, fields, precondition: updateTime });
+      held.push({ docId, taskId: task.id, task, mode: options.mode, attempt, errors, errorCount });
+    }
+    const { lock } = options;
+    if (lock) {
+      writes.push({
+        target: 'lock',
+        docId: lock.docId,
+        precondition: lock.updateTime ?? 'absent',
+        fields: lock.updateTime
+          ? { holder: leaseField, updatedAt: now, expireAt: null }
+          : { env: this.store.env, kind: lock.kind, resourceKey: lock.resourceKey, holder: leaseField, updatedAt: now, expireAt: null },
+      });
+    }
+    let versions: (Timestamp | undefined)[] | null;
+    if (writes.length === 1) {
+      const only = writes[0]!;
+      const written = await this.store.updateIfUnchanged(only.docId, only.fields, only.precondition as Timestamp);
+      versions = written.ok ? [written.updateTime] : null;
+    } else {
+      versions = await this.store.commitConditional(writes);
+    }
+    if (!versions) return null;
     return {
-      docId: candidate.docId,
-      taskId: task.id,
       token,
-      attempt,
-      errors,
-      errorCount,
       expiresAt,
-      updateTime: written.updateTime,
-      queue: Promise.resolve(),
+      onCancelRequested: null,
+      tasks: held.map((h, i) => ({
+        ...h,
+        updateTime: versions[i]!,
+        queue: Promise.resolve(),
+        lost: null,
+        cancelRequested: h.task.cancelRequested,
+      })),
+      lock: lock ? { docId: lock.docId, updateTime: versions[held.length]!, queue: Promise.resolve() } : null,
     };
   }
 
-  /**
-   * Ends a task whose previous attempt's lease expired and whose retry policy allows no more
-   * attempts, without running it again. Conditional on the version read; false if it changed.
-   */
+  // ---- ending tasks without a claim (conditional on the version read) --------------------
+
+  /** Fails a task whose lease expired when its retry policy allows no more attempts. */
   async failExpired(candidate: VersionedTask): Promise<boolean> {
     const { task } = candidate;
     const now = new Date();
-    const expired = new LeaseExpiredError(task.attempts);
+    const error = errorRecord(new LeaseExpiredError(task.attempts), task.attempts, now);
     const written = await this.store.updateIfUnchanged(
       candidate.docId,
-      {
-        ...this.terminalFields('failed', now),
-        errors: appendError(task.errors, { at: now, attempt: task.attempts, message: expired.message, code: expired.code }),
-        errorCount: task.errorCount + 1,
-      },
+      { ...this.terminalFields('failed', now), errors: appendError(task.errors, error), errorCount: task.errorCount + 1 },
       candidate.updateTime,
     );
     return written.ok;
   }
 
-  /** Fails a document that is not a valid task (malformed, or payload no longer parses). */
+  /** Ends a cancel-requested task as `cancelled` without running anything (no `onCancel`). */
+  async finishCancelled(candidate: VersionedTask, err?: Error): Promise<boolean> {
+    const { task } = candidate;
+    const now = new Date();
+    const failure = err
+      ? { errors: appendError(task.errors, errorRecord(err, task.cancelAttempts, now)), errorCount: task.errorCount + 1 }
+      : {};
+    const written = await this.store.updateIfUnchanged(
+      candidate.docId,
+      { ...this.terminalFields('cancelled', now), ...failure },
+      candidate.updateTime,
+    );
+    return written.ok;
+  }
+
+  /** Fails a document that is not a valid task. */
   async failMalformed(docId: string, updateTime: Timestamp, error: OnceTaskError): Promise<boolean> {
     const now = new Date();
     const written = await this.store.updateIfUnchanged(
       docId,
-      {
-        ...this.terminalFields('failed', now),
-        errors: [{ at: now, attempt: 0, message: error.message, code: error.code }],
-        errorCount: 1,
-      },
+      { ...this.terminalFields('failed', now), errors: [errorRecord(error, 0, now)], errorCount: 1 },
       updateTime,
     );
     return written.ok;
   }
 
-  /** Extends the lease by `leaseMs` from now. Throws {@link LeaseLostError} if it was taken. */
+  // ---- writes under a lease ---------------------------------------------------------------
+
+  /**
+   * Extends the lease by `leaseMs` from now. Throws {@link LeaseLostError} when the key lock or
+   * every task was lost; a single lost task of a group is only marked `lost`.
+   */
   async renew(lease: Lease, leaseMs: number): Promise<void> {
     const now = new Date();
     const expiresAt = new Date(now.getTime() + leaseMs);
-    await this.write(lease, {
-      waitUntil: expiresAt,
-      lease: { token: lease.token, workerId: this.workerId, expiresAt },
-      updatedAt: now,
-    });
+    const leaseField = { token: lease.token, workerId: this.workerId, expiresAt };
+    const live = lease.tasks.filter((t) => !t.lost);
+    const results = await Promise.allSettled([
+      ...live.map((t) => this.writeTask(lease, t, { waitUntil: expiresAt, lease: leaseField, updatedAt: now })),
+      ...(lease.lock ? [this.writeLock(lease, { holder: leaseField, updatedAt: now })] : []),
+    ]);
+    const lockResult = lease.lock ? results[results.length - 1] : undefined;
+    if (lockResult?.status === 'rejected') throw lockResult.reason;
+    if (lease.tasks.every((t) => t.lost)) throw lease.tasks[0]!.lost;
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && !(r.reason instanceof LeaseLostError));
+    if (failure) throw failure.reason;
     lease.expiresAt = expiresAt;
   }
 
   /** Records success with the handler's (already encoded) result. */
-  async succeed(lease: Lease, result: unknown): Promise<void> {
-    await this.write(lease, { ...this.terminalFields('succeeded', new Date()), result });
+  async succeed(lease: Lease, held: HeldTask, result: unknown): Promise<void> {
+    await this.writeTask(lease, held, { ...this.terminalFields('succeeded', new Date()), result });
   }
 
   /** Records a failed attempt: back to pending at `retryAt`, or failed for good. */
-  async fail(lease: Lease, err: Error, outcome: FailureOutcome): Promise<void> {
+  async fail(lease: Lease, held: HeldTask, err: Error, outcome: FailureOutcome): Promise<void> {
     const now = new Date();
-    const code = (err as { code?: unknown }).code;
-    const record: TaskErrorRecord = {
-      at: now,
-      attempt: lease.attempt,
-      message: err.message.slice(0, 4000),
-      code: typeof code === 'string' ? code : null,
-    };
-    const failure = { errors: appendError(lease.errors, record), errorCount: lease.errorCount + 1 };
+    const failure = { errors: appendError(held.errors, errorRecord(err, held.attempt, now)), errorCount: held.errorCount + 1 };
     if ('final' in outcome) {
-      await this.write(lease, { ...this.terminalFields('failed', now), ...failure });
+      await this.writeTask(lease, held, { ...this.terminalFields('failed', now), ...failure });
     } else {
-      await this.write(lease, { status: 'pending', waitUntil: outcome.retryAt, lease: null, updatedAt: now, ...failure });
+      await this.writeTask(lease, held, { status: 'pending', waitUntil: outcome.retryAt, lease: null, updatedAt: now, ...failure });
     }
   }
 
-  /** Hands the task back, due now, without counting the attempt (used on shutdown). */
-  async release(lease: Lease): Promise<void> {
+  /** Ends a held task as `cancelled`, recording `err` (a last failed `onCancel`) if given. */
+  async cancelled(lease: Lease, held: HeldTask, err?: Error): Promise<void> {
     const now = new Date();
-    await this.write(lease, { status: 'pending', waitUntil: now, lease: null, attempts: lease.attempt - 1, updatedAt: now });
-  }
-
-  private terminalFields(status: 'succeeded' | 'failed', now: Date): TaskFields {
-    return {
-      status,
-      lease: null,
-      doneAt: now,
-      expireAt: new Date(now.getTime() + this.retentionMs),
-      updatedAt: now,
-    };
+    const failure = err ? { errors: appendError(held.errors, errorRecord(err, held.attempt, now)), errorCount: held.errorCount + 1 } : {};
+    await this.writeTask(lease, held, { ...this.terminalFields('cancelled', now), ...failure });
   }
 
   /**
-   * A write fenced by the lease token. The update carries the version of our own last write as
-   * precondition; if the document changed since, it is re-read: still our token and running
-   * means someone touched another field (retry on the new version); otherwise the lease is lost.
+   * Hands a held task over to its `onCancel` handler: `cancelling`, due at `at` (now, or the
+   * retry time after a failed `onCancel`, which `err` records).
    */
-  private write(lease: Lease, fields: TaskFields): Promise<void> {
+  async toCancelling(lease: Lease, held: HeldTask, at: Date, err?: Error): Promise<void> {
+    const now = new Date();
+    const failure = err ? { errors: appendError(held.errors, errorRecord(err, held.attempt, now)), errorCount: held.errorCount + 1 } : {};
+    await this.writeTask(lease, held, { status: 'cancelling', waitUntil: at, lease: null, updatedAt: now, ...failure });
+  }
+
+  /** Hands a task back, due now, without counting the attempt (used on shutdown). */
+  async release(lease: Lease, held: HeldTask): Promise<void> {
+    const now = new Date();
+    const counter = held.mode === 'run' ? { status: 'pending', attempts: held.attempt - 1 } : { status: 'cancelling', cancelAttempts: held.attempt - 1 };
+    await this.writeTask(lease, held, { ...counter, waitUntil: now, lease: null, updatedAt: now });
+  }
+
+  /** Frees the key lock (if still ours; a lock taken over is left alone). */
+  async releaseLock(lease: Lease): Promise<void> {
+    if (!lease.lock) return;
+    const now = new Date();
+    try {
+      await this.writeLock(lease, { holder: null, updatedAt: now, expireAt: new Date(now.getTime() + this.retentionMs) });
+    } catch (err) {
+      if (!(err instanceof LeaseLostError)) throw err;
+    }
+  }
+
+  private terminalFields(status: 'succeeded' | 'failed' | 'cancelled', now: Date): TaskFields {
+    return { status, lease: null, doneAt: now, expireAt: new Date(now.getTime() + this.retentionMs), updatedAt: now };
+  }
+
+  /**
+   * A task write fenced by the lease token. The update carries the version of our own last
+   * write as precondition; if the document changed since, it is re-read: still our token means
+   * someone touched another field (e.g. requested cancellation), so retry on the new version;
+   * otherwise the lease is lost and the write refused.
+   */
+  private writeTask(lease: Lease, held: HeldTask, fields: TaskFields): Promise<void> {
     const run = async (): Promise<void> => {
+      if (held.lost) throw held.lost;
       for (let i = 0; i < MAX_FENCE_RETRIES; i++) {
-        const written = await this.store.updateIfUnchanged(lease.docId, fields, lease.updateTime);
+        const written = await this.store.updateIfUnchanged(held.docId, fields, held.updateTime);
         if (written.ok) {
-          lease.updateTime = written.updateTime;
+          held.updateTime = written.updateTime;
           return;
         }
-        if (written.reason === 'missing') throw new LeaseLostError(lease.taskId, 'the task was deleted');
-        const current = await this.store.readDoc(lease.docId);
-        if (!current) throw new LeaseLostError(lease.taskId, 'the task was deleted');
-        if (!current.decoded.ok) throw new LeaseLostError(lease.taskId, `the document became malformed (${current.decoded.reason})`);
-        const task = current.decoded.task;
-        if (task.lease?.token !== lease.token) {
-          const holder = task.lease ? `worker ${task.lease.workerId} holds attempt ${task.attempts}` : `status is now ${task.status}`;
-          throw new LeaseLostError(lease.taskId, `taken over (${holder})`);
+        const current = written.reason === 'missing' ? null : await this.store.readDoc(held.docId);
+        const detail = !current
+          ? 'the task was deleted'
+          : !current.decoded.ok
+            ? `the document became malformed (${current.decoded.reason})`
+            : current.decoded.task.lease?.token !== lease.token
+              ? current.decoded.task.lease
+                ? `taken over (worker ${current.decoded.task.lease.workerId} holds attempt ${current.decoded.task.attempts})`
+                : `taken over (status is now ${current.decoded.task.status})`
+              : null;
+        if (detail !== null || !current || !current.decoded.ok) {
+          held.lost = new LeaseLostError(held.taskId, detail ?? 'lost');
+          throw held.lost;
         }
-        lease.updateTime = current.updateTime;
+        held.updateTime = current.updateTime;
+        if (current.decoded.task.cancelRequested && !held.cancelRequested) {
+          held.cancelRequested = true;
+          lease.onCancelRequested?.(held);
+        }
       }
-      throw new LeaseLostError(lease.taskId, 'the document kept changing under the lease');
+      throw new LeaseLostError(held.taskId, 'the document kept changing under the lease');
     };
-    const next = lease.queue.then(run, run);
-    lease.queue = next.catch(() => undefined);
+    const next = held.queue.then(run, run);
+    held.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** A lock write fenced by the lease token (same scheme as task writes). */
+  private writeLock(lease: Lease, fields: TaskFields): Promise<void> {
+    const lock = lease.lock!;
+    const run = async (): Promise<void> => {
+      for (let i = 0; i < MAX_FENCE_RETRIES; i++) {
+        const written = await this.store.updateLockIfUnchanged(lock.docId, fields, lock.updateTime);
+        if (written.ok) {
+          lock.updateTime = written.updateTime;
+          return;
+        }
+        const current = written.reason === 'missing' ? null : await this.store.readLock(lock.docId);
+        if (!current || current.lock?.holder?.token !== lease.token) {
+          throw new LeaseLostError(lease.tasks[0]?.taskId ?? '?', 'the resource-key lock was taken over');
+        }
+        lock.updateTime = current.updateTime;
+      }
+      throw new LeaseLostError(lease.tasks[0]?.taskId ?? '?', 'the resource-key lock kept changing');
+    };
+    const next = lock.queue.then(run, run);
+    lock.queue = next.catch(() => undefined);
     return next;
   }
 }

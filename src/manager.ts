@@ -1,13 +1,9 @@
 import { hostname } from 'node:os';
 import type { Firestore, Transaction, WriteBatch } from '@google-cloud/firestore';
 import type { z } from 'zod';
-import {
-  HandlerAlreadyRegisteredError,
-  InvalidOptionsError,
-  InvalidPayloadError,
-  InvalidStateError,
-  TaskNotFoundError,
-} from './errors.js';
+import { TaskAdmin } from './admin.js';
+import { HandlerAlreadyRegisteredError, InvalidOptionsError, InvalidPayloadError, TaskNotFoundError } from './errors.js';
+import type { GroupHandler, GroupHandlerOptions, HandlerOptions, HandlerSpec, TaskHandler } from './handlers.js';
 import { LeaseProtocol, newWorkerId } from './lease.js';
 import { defaultLogger, type OnceTaskLogger } from './logger.js';
 import {
@@ -19,19 +15,11 @@ import {
   parseOptions,
   resolveHandlerOptions,
 } from './options.js';
-import type { RetryPolicy } from './retry.js';
 import { TaskStore, type TaskFields } from './store.js';
-import {
-  TASK_STATUSES,
-  TERMINAL_STATUSES,
-  toTaskInfo,
-  type StoredTask,
-  type TaskInfo,
-  type TaskStatus,
-} from './task-document.js';
+import { nextSeq, OPEN_STATUSES, TASK_STATUSES, toTaskInfo, type StoredTask, type TaskInfo, type TaskStatus } from './task-document.js';
 import { assertValidId, identify, isTaskDefinition, parsePayload, type TaskDefinition } from './task-definition.js';
 import { toFirestoreValue } from './values.js';
-import { KindWorker, type TaskHandler } from './worker.js';
+import { KindWorker } from './worker.js';
 
 /** Options of {@link OnceTaskManager}. */
 export interface OnceTaskManagerOptions {
@@ -80,18 +68,6 @@ export interface CreateManyResult {
   created: number;
 }
 
-/** Options of {@link OnceTaskManager.handle}. */
-export interface HandlerOptions {
-  /** Retry policy. Default `exponentialBackoff()` (3 attempts, 1 s base, x2, 5 min cap, jitter). */
-  retry?: RetryPolicy;
-  /** Lease length; renewed every third of it while the handler runs. Default 10 minutes. */
-  leaseMs?: number;
-  /** Handlers of this kind running at once in this process. Default 1. */
-  concurrency?: number;
-  /** Abort the handler's signal and fail the attempt after this long. Default: no limit. */
-  timeoutMs?: number;
-}
-
 /** Options of {@link OnceTaskManager.stop}. */
 export interface StopOptions {
   /** How long running handlers may take to finish before they are aborted and released. Default 5000 ms. */
@@ -134,6 +110,7 @@ export class OnceTaskManager {
   /** This process's identity in leases. */
   readonly workerId: string;
   private readonly store: TaskStore;
+  private readonly admin: TaskAdmin;
   private readonly logger: OnceTaskLogger;
   private readonly retentionMs: number;
   private readonly pollIntervalMs: number;
@@ -154,6 +131,7 @@ export class OnceTaskManager {
     this.pollIntervalMs = parsed.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
     this.logger = (logger ?? defaultLogger()).child({ env: this.env, workerId: this.workerId });
     this.store = new TaskStore(firestore, this.collection, this.env);
+    this.admin = new TaskAdmin(this.store, this.retentionMs);
   }
 
   // ---- creating -------------------------------------------------------------------------
@@ -219,7 +197,10 @@ export class OnceTaskManager {
       waitUntil,
       createdAt: now,
       updatedAt: now,
+      seq: nextSeq(),
       attempts: 0,
+      cancelRequested: false,
+      cancelAttempts: 0,
       errorCount: 0,
       errors: [],
       result: null,
@@ -241,14 +222,36 @@ export class OnceTaskManager {
   // ---- working --------------------------------------------------------------------------
 
   /**
-   * Registers the handler of a kind. Its return value is stored as the task's `result`.
-   * A kind has one handler per manager; registering a second throws.
+   * Registers the handler of a kind: called once per task; its return value is stored as the
+   * task's `result`. A kind has one handler per manager (`handle` or `handleGroup`).
    */
-  handle<S extends z.ZodType, R>(def: TaskDefinition<S>, handler: TaskHandler<z.output<S>, R>, options: HandlerOptions = {}): void {
+  handle<S extends z.ZodType, R>(
+    def: TaskDefinition<S>,
+    handler: TaskHandler<z.output<S>, R>,
+    options: HandlerOptions<z.output<S>> = {},
+  ): void {
+    this.register(def, { mode: 'single', handler: handler as TaskHandler<z.output<S>>, onCancel: options.onCancel }, options, 'handle');
+  }
+
+  /**
+   * Registers a grouped handler: each call receives every ready task of one resource key (up to
+   * `maxBatchSize`, in queue order) under one lease of the key. Tasks without a key come in
+   * groups of one.
+   */
+  handleGroup<S extends z.ZodType>(
+    def: TaskDefinition<S>,
+    handler: GroupHandler<z.output<S>>,
+    options: GroupHandlerOptions<z.output<S>> = {},
+  ): void {
+    this.register(def, { mode: 'group', handler, onCancel: options.onCancel }, options, 'handleGroup');
+  }
+
+  private register<S extends z.ZodType>(def: TaskDefinition<S>, spec: HandlerSpec<z.output<S>>, options: unknown, method: string): void {
     assertDefinition(def);
-    if (typeof handler !== 'function') throw new InvalidOptionsError(`handle(${def.kind}): handler must be a function`);
+    const where = `${method}(${def.kind})`;
+    if (typeof spec.handler !== 'function') throw new InvalidOptionsError(`${where}: handler must be a function`);
     if (this.workers.has(def.kind)) throw new HandlerAlreadyRegisteredError(def.kind);
-    const resolved = resolveHandlerOptions(options, def.kind);
+    const resolved = resolveHandlerOptions(options, where);
     const worker = new KindWorker(
       {
         store: this.store,
@@ -257,11 +260,11 @@ export class OnceTaskManager {
         pollIntervalMs: this.pollIntervalMs,
       },
       def,
-      handler as TaskHandler<z.output<S>>,
+      spec,
       resolved,
-    );
-    this.workers.set(def.kind, worker as unknown as KindWorker<z.ZodType>);
-    if (this.started) this.startWorker(def.kind, worker as unknown as KindWorker<z.ZodType>);
+    ) as unknown as KindWorker<z.ZodType>;
+    this.workers.set(def.kind, worker);
+    if (this.started) this.startWorker(def.kind, worker);
   }
 
   /** Starts a worker loop for every registered kind (and for kinds registered later). */
@@ -345,21 +348,26 @@ export class OnceTaskManager {
     return { tasks, nextCursor, malformed };
   }
 
+  /** A resource key's tasks in queue order (due time, then creation order). */
+  async listByResourceKey(def: TaskDefinition, resourceKey: string, options: { limit?: number } = {}): Promise<TaskInfo[]> {
+    assertDefinition(def);
+    assertKey(resourceKey);
+    const limit = options.limit ?? 1000;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new InvalidOptionsError('listByResourceKey: option "limit" must be an integer 1-10000');
+    const { tasks } = await this.store.listByResourceKey(def.kind, resourceKey, limit);
+    return tasks.map((t) => toTaskInfo(t.task));
+  }
+
   // ---- administering --------------------------------------------------------------------
 
   /**
    * Puts terminal tasks (succeeded, failed, cancelled) back to pending, due now, with their
-   * attempts and errors cleared. Others are left alone. Returns how many were reset.
+   * attempts and errors cleared. Others are left alone. Returns how many were reset. An ID
+   * that exists only in another environment throws {@link EnvironmentMismatchError}.
    */
   async reset(ids: readonly string[]): Promise<number> {
-    if (!Array.isArray(ids)) throw new InvalidOptionsError('reset: ids must be an array');
-    ids.forEach((id) => assertValidId(id));
-    let count = 0;
-    for (const id of new Set(ids)) {
-      const r = await this.store.mutate(id, (task) => (TERMINAL_STATUSES.includes(task.status) ? freshFields() : null));
-      if (r.outcome === 'updated') count++;
-    }
-    return count;
+    assertIds(ids, 'reset');
+    return this.admin.reset(ids);
   }
 
   /**
@@ -368,47 +376,82 @@ export class OnceTaskManager {
    */
   async retryNow(id: string): Promise<void> {
     assertValidId(id);
-    const r = await this.store.mutate(id, (task) => {
-      if (task.status === 'pending') return { waitUntil: new Date(), updatedAt: new Date() };
-      if (task.status === 'failed') return freshFields();
-      throw new InvalidStateError(`retryNow: task "${id}" is ${task.status}; only pending or failed tasks can be retried`);
-    });
-    if (r.outcome === 'missing') throw new TaskNotFoundError(id, this.env);
+    await this.admin.retryNow(id);
   }
 
   /** Deletes a task; true when it existed. A running attempt's outcome write is then refused. */
   async delete(id: string): Promise<boolean> {
     assertValidId(id);
-    return this.store.delete(id);
+    return this.admin.delete(id);
   }
 
   /** Deletes many tasks; returns how many existed. */
   async deleteMany(ids: readonly string[]): Promise<number> {
-    if (!Array.isArray(ids)) throw new InvalidOptionsError('deleteMany: ids must be an array');
-    ids.forEach((id) => assertValidId(id));
+    assertIds(ids, 'deleteMany');
+    const found = await this.store.getMany(ids);
+    for (const [i, id] of ids.entries()) if (found[i] === null) await this.admin.assertNotElsewhere(id);
     return this.store.deleteMany(ids);
   }
+
+  /**
+   * Cancels a task. A pending task ends `cancelled` (after its `onCancel` runs, if the kind has
+   * one); a running task's `ctx.signal` is aborted (in any process, within one lease-renewal
+   * interval). Returns 1 if newly cancelled, 0 if it had ended or was cancelled already.
+   */
+  async cancel(id: string): Promise<number> {
+    assertValidId(id);
+    const { count, task } = await this.admin.cancel(id, (kind) => this.endsCancelledAtOnce(kind));
+    if (count === 1 && task?.status === 'running') this.workers.get(task.kind)?.cancelLocal(this.store.docId(id));
+    return count;
+  }
+
+  /** Cancels many tasks; unknown IDs throw before anything changes. Returns how many were newly cancelled. */
+  async cancelMany(ids: readonly string[]): Promise<number> {
+    assertIds(ids, 'cancelMany');
+    const unique = [...new Set(ids)];
+    const found = await this.store.getMany(unique);
+    for (const [i, id] of unique.entries()) {
+      if (found[i] === null) {
+        await this.admin.assertNotElsewhere(id);
+        throw new TaskNotFoundError(id, this.env);
+      }
+    }
+    let count = 0;
+    for (const id of unique) count += await this.cancel(id);
+    return count;
+  }
+
+  /** Cancels every open task of a resource key. Returns how many were newly cancelled. */
+  async cancelByResourceKey(def: TaskDefinition, resourceKey: string): Promise<number> {
+    assertDefinition(def);
+    assertKey(resourceKey);
+    let count = 0;
+    for (;;) {
+      const { tasks } = await this.store.findByResourceKey(def.kind, resourceKey, OPEN_STATUSES, 500);
+      const open = tasks.filter((t) => !t.task.cancelRequested);
+      for (const t of open) count += await this.cancel(t.task.id);
+      if (tasks.length < 500 || open.length === 0) return count;
+    }
+  }
+
+  /** A pending task can end cancelled at once when this process runs its kind without onCancel. */
+  private endsCancelledAtOnce(kind: string): boolean {
+    const worker = this.workers.get(kind);
+    return worker !== undefined && !worker.hasCancelHandler;
+  }
+}
+
+function assertIds(ids: readonly string[], method: string): void {
+  if (!Array.isArray(ids)) throw new InvalidOptionsError(`${method}: ids must be an array`);
+  ids.forEach((id) => assertValidId(id));
+}
+
+function assertKey(resourceKey: unknown): asserts resourceKey is string {
+  if (typeof resourceKey !== 'string' || resourceKey === '') throw new InvalidOptionsError('resourceKey must be a non-empty string');
 }
 
 function assertDefinition(def: unknown): asserts def is TaskDefinition {
   if (!isTaskDefinition(def)) throw new InvalidOptionsError('expected a task definition made by defineTask()');
-}
-
-/** Fields that make a task new again: pending, due now, no attempts, errors, result or lease. */
-function freshFields(): TaskFields {
-  const now = new Date();
-  return {
-    status: 'pending',
-    waitUntil: now,
-    attempts: 0,
-    errors: [],
-    errorCount: 0,
-    result: null,
-    doneAt: null,
-    expireAt: null,
-    lease: null,
-    updatedAt: now,
-  };
 }
 
 function encodeCursor(createdAt: Date, docId: string): string {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { InvalidOptionsError } from './errors.js';
 import { assertRetryPolicy, exponentialBackoff } from './retry.js';
-import type { ResolvedHandlerOptions } from './worker.js';
+import type { ResolvedHandlerOptions } from './handlers.js';
 import type { RetryPolicy } from './retry.js';
 
 /**
@@ -34,10 +34,18 @@ export const managerOptionsSchema = z.object({
 
 const handlerOptionsSchema = z.object({
   retry: z.unknown().optional(),
+  cancelRetry: z.unknown().optional(),
+  onCancel: z.custom<(...args: never[]) => unknown>((v) => typeof v === 'function', 'must be a function').optional(),
   leaseMs: z.number().finite().min(100).optional(),
   concurrency: z.number().int().min(1).max(1000).optional(),
   timeoutMs: positiveMs.optional(),
+  maxBatchSize: z.number().int().min(1).max(500).optional(),
 });
+
+/** Default `onCancel` retry policy: 5 attempts, backoff capped at 10 minutes. */
+export const DEFAULT_CANCEL_RETRY = { maxAttempts: 5, maxMs: 10 * 60_000 } as const;
+/** Default most tasks per grouped handler call. */
+export const DEFAULT_MAX_BATCH_SIZE = 100;
 
 /** Throws {@link InvalidOptionsError} naming the first bad option. */
 export function parseOptions<T extends z.ZodType>(schema: T, value: unknown, where: string): z.output<T> {
@@ -48,16 +56,20 @@ export function parseOptions<T extends z.ZodType>(schema: T, value: unknown, whe
   throw new InvalidOptionsError(`${where}: ${path === '' ? 'options' : `option "${path}"`}: ${issue?.message ?? 'invalid'}`);
 }
 
-/** Validates `handle()` options and applies defaults. */
-export function resolveHandlerOptions(value: unknown, kind: string): ResolvedHandlerOptions {
-  const options = parseOptions(handlerOptionsSchema, value, `handle(${kind})`);
+/** Validates `handle()` / `handleGroup()` options and applies defaults. */
+export function resolveHandlerOptions(value: unknown, where: string): ResolvedHandlerOptions {
+  const options = parseOptions(handlerOptionsSchema, value, where);
   const retry: RetryPolicy = (options.retry as RetryPolicy | undefined) ?? exponentialBackoff();
-  assertRetryPolicy(retry, `handle(${kind}): option "retry"`);
+  assertRetryPolicy(retry, `${where}: option "retry"`);
+  const cancelRetry: RetryPolicy = (options.cancelRetry as RetryPolicy | undefined) ?? exponentialBackoff(DEFAULT_CANCEL_RETRY);
+  assertRetryPolicy(cancelRetry, `${where}: option "cancelRetry"`);
   return {
     retry,
+    cancelRetry,
     leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS,
     concurrency: options.concurrency ?? 1,
     timeoutMs: options.timeoutMs,
+    maxBatchSize: options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE,
   };
 }
 

@@ -23,10 +23,22 @@ const byCreated: readonly OrderClause[] = [
   { field: '__name__', direction: 'desc' },
 ];
 
+/** Queue order: due time, then creation order. */
+const queueOrder: readonly OrderClause[] = [
+  { field: 'waitUntil', direction: 'asc' },
+  { field: 'seq', direction: 'asc' },
+];
+
 /** All query shapes, by name. */
 export const QUERY_SHAPES = {
-  /** Due and lease-expired tasks of a kind, oldest due first (also yields the next due time). */
-  claimable: { equals: ['env', 'kind', 'status'], orderBy: [{ field: 'waitUntil', direction: 'asc' }] },
+  /** Due and lease-expired tasks of a kind in queue order (also yields the next due time). */
+  claimable: { equals: ['env', 'kind', 'status'], orderBy: queueOrder },
+  /** One resource key's open tasks in queue order (grouped claims, cancel by key). */
+  keyQueue: { equals: ['env', 'kind', 'resourceKey', 'status'], orderBy: queueOrder },
+  /** All of one resource key's tasks in queue order. */
+  listByResourceKey: { equals: ['env', 'kind', 'resourceKey'], orderBy: queueOrder },
+  /** A task ID in any environment (only to explain a cross-environment refusal). */
+  byIdInAnyEnv: { equals: ['id'], orderBy: [] },
   /** Count of a kind's tasks in one status (aggregation). */
   countByStatus: { equals: ['env', 'kind', 'status'], orderBy: [] },
   /** Listing, newest first, optionally narrowed by kind and/or status. */

@@ -3,6 +3,7 @@ import type {
   CollectionReference,
   DocumentData,
   DocumentReference,
+  DocumentSnapshot,
   Firestore,
   Query,
   Timestamp,
@@ -11,6 +12,7 @@ import type {
 } from '@google-cloud/firestore';
 import pLimit from 'p-limit';
 import { MalformedTaskError } from './errors.js';
+import { keyLockSchema, type KeyLock } from './key-lock.js';
 import { QUERY_SHAPES, type QueryShapeName } from './query-shapes.js';
 import { decodeStoredTask, type DecodeResult, type StoredTask, type TaskStatus } from './task-document.js';
 
@@ -43,11 +45,35 @@ export interface MalformedDocument {
   updateTime: Timestamp;
 }
 
+/** A key lock read together with its version (`null` lock: no document yet). */
+export interface VersionedLock {
+  docId: string;
+  lock: KeyLock | null;
+  updateTime: Timestamp | null;
+}
+
+/** One write of an atomic conditional commit. */
+export interface ConditionalWrite {
+  target: 'task' | 'lock';
+  docId: string;
+  fields: TaskFields;
+  /** Update only if unchanged since this version; `'absent'` creates and fails if it exists. */
+  precondition: Timestamp | 'absent';
+}
+
+/** Where the next page of claimable tasks starts. */
+export type ClaimCursor = { readonly __brand: 'ClaimCursor' };
+
 /** Outcome of a conditional write. */
 export type ConditionalWriteResult = { ok: true; updateTime: Timestamp } | { ok: false; reason: 'conflict' | 'missing' };
 
 /** Fields of a document as written (Dates become Timestamps in Firestore). */
 export type TaskFields = Record<string, unknown>;
+
+/** Name of the collection holding the resource-key locks of a task collection. */
+export function lockCollectionName(collectionName: string): string {
+  return `${collectionName}_keys`;
+}
 
 /** Observer of issued query shapes; the index test uses it to see every query the library runs. */
 let queryObserver: ((shape: QueryShapeName) => void) | undefined;
@@ -62,11 +88,18 @@ export class TaskStore {
   readonly firestore: Firestore;
   readonly env: string;
   private readonly collection: CollectionReference;
+  private readonly locks: CollectionReference;
 
   constructor(firestore: Firestore, collectionName: string, env: string) {
     this.firestore = firestore;
     this.env = env;
     this.collection = firestore.collection(collectionName);
+    this.locks = firestore.collection(lockCollectionName(collectionName));
+  }
+
+  /** Document ID of a resource key's lock: a hash, since keys may hold any character. */
+  lockDocId(kind: string, resourceKey: string): string {
+    return createHash('sha256').update(this.env).update('\u0000').update(kind).update('\u0000').update(resourceKey).digest('hex').slice(0, 40);
   }
 
   /**
@@ -81,6 +114,10 @@ export class TaskStore {
 
   private ref(docId: string): DocumentReference {
     return this.collection.doc(docId);
+  }
+
+  private lockRef(docId: string): DocumentReference {
+    return this.locks.doc(docId);
   }
 
   // ---- creating -------------------------------------------------------------------------
@@ -182,18 +219,101 @@ export class TaskStore {
     kind: string,
     statuses: readonly TaskStatus[],
     limit: number,
+    after?: ClaimCursor,
+  ): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[]; next: ClaimCursor | null }> {
+    let q = this.query('claimable', { env: this.env, kind, status: [...statuses] });
+    if (after) q = q.startAfter(after as unknown as DocumentSnapshot);
+    const snap = await q.limit(limit).get();
+    const last = snap.docs[snap.docs.length - 1];
+    return { ...this.split(snap.docs), next: snap.docs.length === limit && last ? (last as unknown as ClaimCursor) : null };
+  }
+
+  /** One resource key's tasks in the given statuses, in queue order. */
+  async findByResourceKey(
+    kind: string,
+    resourceKey: string,
+    statuses: readonly TaskStatus[],
+    limit: number,
   ): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[] }> {
-    const snap = await this.query('claimable', { env: this.env, kind, status: [...statuses] })
+    const snap = await this.query('keyQueue', { env: this.env, kind, resourceKey, status: [...statuses] })
       .limit(limit)
       .get();
+    return this.split(snap.docs);
+  }
+
+  /** All of one resource key's tasks in queue order. */
+  async listByResourceKey(kind: string, resourceKey: string, limit: number): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[] }> {
+    const snap = await this.query('listByResourceKey', { env: this.env, kind, resourceKey }).limit(limit).get();
+    return this.split(snap.docs);
+  }
+
+  /** Environments other than ours that hold a task with this ID (to explain a refusal). */
+  async otherEnvironmentsOf(id: string): Promise<string[]> {
+    const snap = await this.query('byIdInAnyEnv', { id }).limit(10).get();
+    const envs = snap.docs.map((d) => d.get('env') as unknown).filter((e): e is string => typeof e === 'string' && e !== this.env);
+    return [...new Set(envs)];
+  }
+
+  private split(docs: readonly DocumentSnapshot[]): { tasks: VersionedTask[]; malformed: MalformedDocument[] } {
     const tasks: VersionedTask[] = [];
     const malformed: MalformedDocument[] = [];
-    for (const doc of snap.docs) {
+    for (const doc of docs) {
       const decoded = this.decode(doc.data());
-      if (decoded.ok) tasks.push({ docId: doc.id, task: decoded.task, updateTime: doc.updateTime });
-      else malformed.push({ docId: doc.id, reason: decoded.reason, updateTime: doc.updateTime });
+      if (decoded.ok) tasks.push({ docId: doc.id, task: decoded.task, updateTime: doc.updateTime! });
+      else malformed.push({ docId: doc.id, reason: decoded.reason, updateTime: doc.updateTime! });
     }
     return { tasks, malformed };
+  }
+
+  /** Reads the locks of resource keys (one round trip). A malformed lock reads as free-to-overwrite. */
+  async readLocks(kind: string, keys: readonly string[]): Promise<Map<string, VersionedLock>> {
+    const result = new Map<string, VersionedLock>();
+    if (keys.length === 0) return result;
+    const docIds = keys.map((key) => this.lockDocId(kind, key));
+    const snaps = await this.firestore.getAll(...docIds.map((id) => this.lockRef(id)));
+    snaps.forEach((snap, i) => {
+      const parsed = snap.exists ? keyLockSchema.safeParse(snap.data()) : null;
+      result.set(keys[i]!, {
+        docId: docIds[i]!,
+        lock: parsed?.success ? parsed.data : null,
+        updateTime: snap.exists ? snap.updateTime! : null,
+      });
+    });
+    return result;
+  }
+
+  /** Reads one lock. */
+  async readLock(docId: string): Promise<{ lock: KeyLock | null; updateTime: Timestamp } | null> {
+    const snap = await this.lockRef(docId).get();
+    if (!snap.exists) return null;
+    const parsed = keyLockSchema.safeParse(snap.data());
+    return { lock: parsed.success ? parsed.data : null, updateTime: snap.updateTime! };
+  }
+
+  /**
+   * Commits writes atomically, each with its precondition, in one batch (no transaction, no
+   * locks). Returns the new versions in order, or `null` if any precondition failed.
+   */
+  async commitConditional(writes: readonly ConditionalWrite[]): Promise<Timestamp[] | null> {
+    const batch = this.firestore.batch();
+    for (const w of writes) {
+      const ref = w.target === 'task' ? this.ref(w.docId) : this.lockRef(w.docId);
+      if (w.precondition === 'absent') batch.create(ref, w.fields as DocumentData);
+      else batch.update(ref, w.fields as DocumentData, { lastUpdateTime: w.precondition });
+    }
+    try {
+      const results = await batch.commit();
+      return results.map((r) => r.writeTime);
+    } catch (err) {
+      const code = grpcCode(err);
+      if (code === GRPC.FAILED_PRECONDITION || code === GRPC.ALREADY_EXISTS || code === GRPC.NOT_FOUND) return null;
+      throw err;
+    }
+  }
+
+  /** Conditional update of a lock document (see {@link updateIfUnchanged}). */
+  async updateLockIfUnchanged(docId: string, fields: TaskFields, updateTime: Timestamp): Promise<ConditionalWriteResult> {
+    return this.conditionalUpdate(this.lockRef(docId), fields, updateTime);
   }
 
   /** Counts a kind's tasks in one status with an aggregation query (1 read per 1000 entries). */
@@ -238,8 +358,12 @@ export class TaskStore {
    * lock: two workers racing for one document cost one failed precondition, never a stall.
    */
   async updateIfUnchanged(docId: string, fields: TaskFields, updateTime: Timestamp): Promise<ConditionalWriteResult> {
+    return this.conditionalUpdate(this.ref(docId), fields, updateTime);
+  }
+
+  private async conditionalUpdate(ref: DocumentReference, fields: TaskFields, updateTime: Timestamp): Promise<ConditionalWriteResult> {
     try {
-      const result = await this.ref(docId).update(fields as DocumentData, { lastUpdateTime: updateTime });
+      const result = await ref.update(fields as DocumentData, { lastUpdateTime: updateTime });
       return { ok: true, updateTime: result.writeTime };
     } catch (err) {
       const code = grpcCode(err);

@@ -7,13 +7,18 @@ import { fromFirestoreValue, isTimestampLike } from './values.js';
  * so a malformed one is reported instead of crashing a worker.
  */
 
-/** Where a task is in its life. Stored, so tasks can be listed by state. */
-export type TaskStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+/**
+ * Where a task is in its life. Stored, so tasks can be listed by state. `cancelling` means
+ * cancellation was requested and its `onCancel` handler has yet to run.
+ */
+export type TaskStatus = 'pending' | 'running' | 'cancelling' | 'succeeded' | 'failed' | 'cancelled';
 
 /** Every status, in life-cycle order. */
-export const TASK_STATUSES: readonly TaskStatus[] = ['pending', 'running', 'succeeded', 'failed', 'cancelled'];
+export const TASK_STATUSES: readonly TaskStatus[] = ['pending', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled'];
 /** Statuses a worker may claim from (a `running` task only once its lease has expired). */
-export const CLAIMABLE_STATUSES: readonly TaskStatus[] = ['pending', 'running'];
+export const CLAIMABLE_STATUSES: readonly TaskStatus[] = ['pending', 'running', 'cancelling'];
+/** Statuses of tasks that have not ended: what cancellation can still stop. */
+export const OPEN_STATUSES: readonly TaskStatus[] = ['pending', 'running', 'cancelling'];
 /** Statuses after which nothing more happens to a task unless an admin resets it. */
 export const TERMINAL_STATUSES: readonly TaskStatus[] = ['succeeded', 'failed', 'cancelled'];
 
@@ -56,6 +61,10 @@ export interface TaskInfo<T = unknown> {
   updatedAt: Date;
   /** Attempts started so far. */
   attempts: number;
+  /** Whether cancellation was requested (a running handler's signal is then aborted). */
+  cancelRequested: boolean;
+  /** Attempts of the `onCancel` handler so far (counted apart from `attempts`). */
+  cancelAttempts: number;
   /** Failures so far (all of them; `errors` keeps the last 20). */
   errorCount: number;
   errors: TaskErrorRecord[];
@@ -93,7 +102,11 @@ export const storedTaskSchema = z.object({
   waitUntil: timestamp,
   createdAt: timestamp,
   updatedAt: timestamp,
+  /** Creation order within a process (microseconds since the epoch, made unique): tie-break after waitUntil. */
+  seq: z.number(),
   attempts: z.number().int().nonnegative(),
+  cancelRequested: z.boolean().default(false),
+  cancelAttempts: z.number().int().nonnegative().default(0),
   errorCount: z.number().int().nonnegative(),
   errors: z.array(storedError),
   result: z.unknown().optional(),
@@ -130,6 +143,8 @@ export function toTaskInfo<T = unknown>(task: StoredTask): TaskInfo<T> {
     createdAt: task.createdAt,
     updatedAt: task.updatedAt,
     attempts: task.attempts,
+    cancelRequested: task.cancelRequested,
+    cancelAttempts: task.cancelAttempts,
     errorCount: task.errorCount,
     errors: task.errors,
     result: fromFirestoreValue(task.result ?? null),
@@ -142,4 +157,15 @@ export function toTaskInfo<T = unknown>(task: StoredTask): TaskInfo<T> {
 /** Appends a failure, keeping the last {@link MAX_RECORDED_ERRORS}. */
 export function appendError(errors: readonly TaskErrorRecord[], record: TaskErrorRecord): TaskErrorRecord[] {
   return [...errors, record].slice(-MAX_RECORDED_ERRORS);
+}
+
+let lastSeq = 0;
+
+/**
+ * A creation sequence number: microseconds since the epoch, strictly increasing within the
+ * process, so tasks created in one call (same `waitUntil`) keep their order.
+ */
+export function nextSeq(): number {
+  lastSeq = Math.max(lastSeq + 1, Date.now() * 1000);
+  return lastSeq;
 }

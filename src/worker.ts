@@ -1,60 +1,20 @@
 import type { z } from 'zod';
-import {
-  HandlerTimeoutError,
-  InvalidPayloadError,
-  LeaseExpiredError,
-  LeaseLostError,
-  MalformedTaskError,
-  ShutdownError,
-  UnencodableValueError,
-  toError,
-} from './errors.js';
-import type { Lease, LeaseProtocol } from './lease.js';
+import { LeaseExpiredError, MalformedTaskError, ShutdownError } from './errors.js';
+import { Execution } from './execution.js';
+import type { HandlerSpec, ResolvedHandlerOptions } from './handlers.js';
+import { isLockFree } from './key-lock.js';
+import type { ClaimMode, Lease, LeaseProtocol } from './lease.js';
 import type { OnceTaskLogger } from './logger.js';
-import { decideRetry, type RetryPolicy } from './retry.js';
-import type { TaskStore, VersionedTask } from './store.js';
-import { CLAIMABLE_STATUSES } from './task-document.js';
-import { parsePayload, type TaskDefinition } from './task-definition.js';
-import { fromFirestoreValue, toFirestoreValue } from './values.js';
+import { decideRetry } from './retry.js';
+import type { ClaimCursor, TaskStore, VersionedLock, VersionedTask } from './store.js';
+import { CLAIMABLE_STATUSES, type TaskStatus } from './task-document.js';
+import type { TaskDefinition } from './task-definition.js';
 
 /**
  * The worker loop of one task kind in one process: find due candidates, claim up to
- * `concurrency` of them, run each handler under a renewed lease, write the outcome fenced by
- * the lease token, and sleep until the next due time, a local wake-up or the poll interval.
+ * `concurrency` of them (skipping resource keys that are busy, so one busy key never holds up
+ * the others), run each claim, and sleep until the next due time, a wake-up or the poll interval.
  */
-
-/** What a handler receives besides the task. */
-export interface TaskContext {
-  /** Aborted when the task times out (`timeoutMs`), its lease is lost, or the worker shuts down. */
-  signal: AbortSignal;
-  /** 1-based number of this attempt. */
-  attempt: number;
-  /** Logger bound to this task and attempt. */
-  logger: OnceTaskLogger;
-}
-
-/** The task a handler runs. */
-export interface RunningTask<T> {
-  id: string;
-  kind: string;
-  /** The payload, parsed by the kind's schema. */
-  data: T;
-  resourceKey: string | null;
-  /** 1-based number of this attempt (same as `ctx.attempt`). */
-  attempt: number;
-  createdAt: Date;
-}
-
-/** A handler: its return value is stored as the task's `result`. */
-export type TaskHandler<T, R = unknown> = (task: RunningTask<T>, ctx: TaskContext) => R | Promise<R>;
-
-/** Handler options after defaults and validation. */
-export interface ResolvedHandlerOptions {
-  retry: RetryPolicy;
-  leaseMs: number;
-  concurrency: number;
-  timeoutMs: number | undefined;
-}
 
 /** Settings shared by every worker of a manager. */
 export interface WorkerSettings {
@@ -65,8 +25,6 @@ export interface WorkerSettings {
   pollIntervalMs: number;
 }
 
-type Outcome = { kind: 'ok'; value: unknown } | { kind: 'error'; err: Error } | { kind: 'aborted'; reason: Error };
-
 interface ActiveRun {
   lease: Lease;
   controller: AbortController;
@@ -76,16 +34,23 @@ interface ActiveRun {
 /** Error backoff of the loop when Firestore is unreachable: 0.5 s doubling to 30 s. */
 const MIN_ERROR_BACKOFF_MS = 500;
 const MAX_ERROR_BACKOFF_MS = 30_000;
-/** How long a write may take while shutting down before the lease is left to expire. */
-const SHUTDOWN_WRITE_TIMEOUT_MS = 3000;
-/** gRPC INVALID_ARGUMENT: Firestore refused a value. */
-const INVALID_ARGUMENT = 3;
 /** How many malformed document IDs a worker remembers so each is reported once. */
 const MAX_REMEMBERED_MALFORMED = 10_000;
+/** Pages a claim round reads past busy resource keys before it gives up until the next look. */
+const MAX_PAGES_PER_ROUND = 10;
+/** Statuses a grouped claim takes from a key's queue (cancel requests are claimed one by one). */
+const GROUP_STATUSES: readonly TaskStatus[] = ['pending', 'running'];
+
+/** A candidate chosen for a claim. */
+interface Pick {
+  candidate: VersionedTask;
+  mode: ClaimMode;
+}
 
 export class KindWorker<S extends z.ZodType> {
   private readonly running = new Map<string, ActiveRun>();
   private readonly reportedMalformed = new Set<string>();
+  private readonly execution: Execution<S>;
   private stopping = false;
   private loop: Promise<void> | null = null;
   private wakeWaiter: (() => void) | null = null;
@@ -95,10 +60,24 @@ export class KindWorker<S extends z.ZodType> {
   constructor(
     private readonly settings: WorkerSettings,
     private readonly def: TaskDefinition<S>,
-    private readonly handler: TaskHandler<z.output<S>>,
+    private readonly spec: HandlerSpec<z.output<S>>,
     private readonly options: ResolvedHandlerOptions,
   ) {
     this.log = settings.logger.child({ kind: def.kind });
+    this.execution = new Execution<S>({
+      def,
+      spec,
+      options,
+      protocol: settings.protocol,
+      log: this.log,
+      isStopping: () => this.stopping,
+      wake: () => this.wake(),
+    });
+  }
+
+  /** Whether this kind has an `onCancel` handler. */
+  get hasCancelHandler(): boolean {
+    return this.spec.onCancel !== undefined;
   }
 
   /** Starts the loop (idempotent). */
@@ -114,9 +93,20 @@ export class KindWorker<S extends z.ZodType> {
     else this.wokenEarly = true;
   }
 
+  /** Aborts the local run of a task whose cancellation was just requested in this process. */
+  cancelLocal(docId: string): void {
+    for (const run of this.running.values()) {
+      const held = run.lease.tasks.find((t) => t.docId === docId);
+      if (held && !held.cancelRequested) {
+        held.cancelRequested = true;
+        run.lease.onCancelRequested?.(held);
+      }
+    }
+  }
+
   /**
    * Stops claiming, waits up to `graceMs` for running handlers, aborts the rest and releases
-   * their leases. Resolves when the loop and every handler run have ended.
+   * their leases. Resolves when the loop and every run have ended.
    */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
@@ -173,54 +163,127 @@ export class KindWorker<S extends z.ZodType> {
     }
   }
 
-  /** One look at the queue: claims up to `free` due tasks and starts them. */
+  /**
+   * One look at the queue: claims up to `free` due tasks, at most one claim per resource key,
+   * reading further pages while busy keys fill the page.
+   */
   private async claimRound(free: number, spread: boolean): Promise<{ claimed: number; conflicts: number; nextDueAt: number | null }> {
-    const { tasks, malformed } = await this.settings.store.findClaimable(this.def.kind, CLAIMABLE_STATUSES, free * 2 + 4);
-    for (const bad of malformed) void this.reportMalformed(bad.docId, bad.updateTime, bad.reason);
-
-    const now = Date.now();
-    const due: VersionedTask[] = [];
+    const { store } = this.settings;
+    const seenKeys = new Set<string>();
+    let claimed = 0;
+    let conflicts = 0;
     let nextDueAt: number | null = null;
-    for (const candidate of tasks) {
-      const at = candidate.task.waitUntil.getTime();
-      if (at > now) {
-        nextDueAt = nextDueAt === null ? at : Math.min(nextDueAt, at);
-      } else if (!this.running.has(candidate.docId)) {
-        due.push(candidate);
+    let after: ClaimCursor | undefined;
+    for (let page = 0; page < MAX_PAGES_PER_ROUND && claimed < free; page++) {
+      const found = await store.findClaimable(this.def.kind, CLAIMABLE_STATUSES, (free - claimed) * 2 + 4, after);
+      for (const bad of found.malformed) void this.reportMalformed(bad.docId, bad.updateTime, bad.reason);
+      const now = Date.now();
+      const picks: Pick[] = [];
+      let skippedBusy = false;
+      for (const candidate of found.tasks) {
+        const at = candidate.task.waitUntil.getTime();
+        if (at > now) {
+          nextDueAt = nextDueAt === null ? at : Math.min(nextDueAt, at);
+          continue;
+        }
+        if (this.isRunningHere(candidate.docId)) continue;
+        const key = candidate.task.resourceKey;
+        if (key !== null) {
+          if (seenKeys.has(key)) {
+            skippedBusy = true;
+            continue;
+          }
+          seenKeys.add(key);
+        }
+        picks.push({ candidate, mode: candidate.task.status === 'cancelling' || candidate.task.cancelRequested ? 'cancel' : 'run' });
       }
+      // After a lost race, start at a random place so workers stop chasing the same documents.
+      if (spread && picks.length > 1) picks.push(...picks.splice(0, Math.floor(Math.random() * picks.length)));
+      const keys = picks.map((p) => p.candidate.task.resourceKey).filter((k): k is string => k !== null);
+      const locks = await store.readLocks(this.def.kind, keys);
+      const attempts: Promise<'claimed' | 'conflict' | 'skipped'>[] = [];
+      for (const pick of picks) {
+        if (claimed + attempts.length >= free) break;
+        const key = pick.candidate.task.resourceKey;
+        const lock = key === null ? undefined : locks.get(key);
+        if (lock && !isLockFree(lock.lock, now)) {
+          skippedBusy = true; // busy key: go on with the others
+          continue;
+        }
+        attempts.push(this.tryClaim(pick, lock));
+      }
+      const results = await Promise.all(attempts);
+      claimed += results.filter((r) => r === 'claimed').length;
+      conflicts += results.filter((r) => r === 'conflict').length;
+      if (!found.next || !skippedBusy) break;
+      after = found.next;
     }
-    // After a lost race, start at a random place so workers stop chasing the same documents.
-    if (spread && due.length > 1) {
-      const offset = Math.floor(Math.random() * due.length);
-      due.push(...due.splice(0, offset));
-    }
-    const picked = due.slice(0, free);
-    const results = await Promise.all(picked.map((candidate) => this.tryClaim(candidate)));
-    const claimed = results.filter((r) => r === 'claimed').length;
-    const conflicts = results.filter((r) => r === 'conflict').length;
     return { claimed, conflicts, nextDueAt };
   }
 
-  private async tryClaim(candidate: VersionedTask): Promise<'claimed' | 'conflict' | 'ended'> {
-    if (candidate.task.status === 'running') {
-      // Lease expired: the previous attempt counts as failed; the policy decides if it runs again.
-      const decision = decideRetry(this.options.retry, candidate.task.attempts, new LeaseExpiredError(candidate.task.attempts));
-      if (!decision.retry) {
-        const ended = await this.settings.protocol.failExpired(candidate);
-        if (ended) this.log.warn({ taskId: candidate.task.id }, 'oncetask: lease expired and no attempts left; task failed');
-        return ended ? 'ended' : 'conflict';
-      }
+  private isRunningHere(docId: string): boolean {
+    for (const run of this.running.values()) if (run.lease.tasks.some((t) => t.docId === docId)) return true;
+    return false;
+  }
+
+  /** Claims a pick (with its key's lock) and starts running it. */
+  private async tryClaim(pick: Pick, lock: VersionedLock | undefined): Promise<'claimed' | 'conflict' | 'skipped'> {
+    const { protocol } = this.settings;
+    const { candidate, mode } = pick;
+    if (mode === 'cancel' && !this.spec.onCancel) {
+      // Nothing to run: end it cancelled without a lease.
+      return (await protocol.finishCancelled(candidate)) ? 'skipped' : 'conflict';
     }
-    const lease = await this.settings.protocol.claim(candidate, this.options.leaseMs);
+    if (!(await this.mayRetryExpired(candidate, mode))) return 'skipped';
+    let candidates = [candidate];
+    const key = candidate.task.resourceKey;
+    if (mode === 'run' && this.spec.mode === 'group' && key !== null) {
+      candidates = await this.groupCandidates(key);
+      if (candidates.length === 0) return 'skipped';
+    }
+    const lease = await protocol.claim(candidates, {
+      leaseMs: this.options.leaseMs,
+      mode,
+      ...(lock && key !== null ? { lock: { ...lock, kind: this.def.kind, resourceKey: key } } : {}),
+    });
     if (!lease) return 'conflict';
     const controller = new AbortController();
+    const id = lease.token;
     const run: ActiveRun = { lease, controller, done: Promise.resolve() };
-    this.running.set(lease.docId, run);
-    run.done = this.execute(candidate, run).finally(() => {
-      this.running.delete(lease.docId);
+    this.running.set(id, run);
+    run.done = this.execution.run(lease, controller).finally(() => {
+      this.running.delete(id);
       this.wake();
     });
     return 'claimed';
+  }
+
+  /** A key's ready tasks for a grouped claim, in queue order, up to `maxBatchSize`. */
+  private async groupCandidates(key: string): Promise<VersionedTask[]> {
+    const { tasks } = await this.settings.store.findByResourceKey(this.def.kind, key, GROUP_STATUSES, this.options.maxBatchSize);
+    const now = Date.now();
+    const ready: VersionedTask[] = [];
+    for (const t of tasks) {
+      if (t.task.waitUntil.getTime() > now || t.task.cancelRequested) continue;
+      if (await this.mayRetryExpired(t, 'run')) ready.push(t);
+    }
+    return ready;
+  }
+
+  /**
+   * A task whose previous attempt's lease expired counts that attempt as failed: if the policy
+   * allows no more, it is ended (failed, or cancelled for `onCancel`) instead of claimed.
+   */
+  private async mayRetryExpired(candidate: VersionedTask, mode: ClaimMode): Promise<boolean> {
+    const { task } = candidate;
+    if (task.lease === null) return true;
+    const attempt = mode === 'run' ? task.attempts : task.cancelAttempts;
+    const policy = mode === 'run' ? this.options.retry : this.options.cancelRetry;
+    const expired = new LeaseExpiredError(attempt);
+    if (decideRetry(policy, attempt, expired).retry) return true;
+    const ended = mode === 'run' ? await this.settings.protocol.failExpired(candidate) : await this.settings.protocol.finishCancelled(candidate, expired);
+    if (ended) this.log.warn({ taskId: task.id, mode }, 'oncetask: lease expired and no attempts left; task ended');
+    return false;
   }
 
   private async reportMalformed(docId: string, updateTime: VersionedTask['updateTime'], reason: string): Promise<void> {
@@ -234,128 +297,5 @@ export class KindWorker<S extends z.ZodType> {
     } catch (err) {
       this.log.error({ docId, err }, 'oncetask: could not mark malformed task failed');
     }
-  }
-
-  /** Runs one claimed attempt to its recorded outcome. Never throws. */
-  private async execute(candidate: VersionedTask, run: ActiveRun): Promise<void> {
-    const { lease } = run;
-    const log = this.log.child({ taskId: lease.taskId, attempt: lease.attempt });
-    const heartbeat = setInterval(() => void this.renew(run, log), Math.max(20, this.options.leaseMs / 3));
-    try {
-      let data: z.output<S>;
-      try {
-        data = parsePayload(this.def, fromFirestoreValue(candidate.task.data));
-      } catch (err) {
-        const error = err instanceof InvalidPayloadError ? err : toError(err);
-        log.error({ err: error }, 'oncetask: stored payload does not match the schema; task failed');
-        await this.bounded(this.settings.protocol.fail(lease, error, { final: true }));
-        return;
-      }
-      const outcome = await this.invoke(candidate, data, run, log);
-      await this.record(run, outcome, log);
-    } catch (err) {
-      if (err instanceof LeaseLostError) log.warn({ err }, 'oncetask: outcome not written: lease lost to a newer attempt');
-      else log.error({ err }, 'oncetask: could not record the outcome; the task runs again after its lease expires');
-    } finally {
-      clearInterval(heartbeat);
-    }
-  }
-
-  private async invoke(candidate: VersionedTask, data: z.output<S>, run: ActiveRun, log: OnceTaskLogger): Promise<Outcome> {
-    const { controller, lease } = run;
-    const aborted = new Promise<Outcome>((resolve) => {
-      const onAbort = (): void => resolve({ kind: 'aborted', reason: toError(controller.signal.reason) });
-      if (controller.signal.aborted) onAbort();
-      else controller.signal.addEventListener('abort', onAbort, { once: true });
-    });
-    const { timeoutMs } = this.options;
-    const timer = timeoutMs === undefined ? undefined : setTimeout(() => controller.abort(new HandlerTimeoutError(timeoutMs)), timeoutMs);
-    const task: RunningTask<z.output<S>> = {
-      id: lease.taskId,
-      kind: this.def.kind,
-      data,
-      resourceKey: candidate.task.resourceKey,
-      attempt: lease.attempt,
-      createdAt: candidate.task.createdAt,
-    };
-    const ctx: TaskContext = { signal: controller.signal, attempt: lease.attempt, logger: log };
-    const handled = (async () => this.handler(task, ctx))().then(
-      (value): Outcome => ({ kind: 'ok', value }),
-      (err: unknown): Outcome => ({ kind: 'error', err: toError(err) }),
-    );
-    try {
-      return await Promise.race([handled, aborted]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Writes the attempt's outcome, fenced by the lease. */
-  private async record(run: ActiveRun, outcome: Outcome, log: OnceTaskLogger): Promise<void> {
-    const { protocol } = this.settings;
-    const { lease } = run;
-    if (outcome.kind === 'aborted') {
-      if (outcome.reason instanceof ShutdownError) {
-        await this.bounded(protocol.release(lease));
-        log.info({}, 'oncetask: released on shutdown');
-        return;
-      }
-      if (outcome.reason instanceof LeaseLostError) {
-        log.warn({ err: outcome.reason }, 'oncetask: handler aborted: lease lost');
-        return;
-      }
-      outcome = { kind: 'error', err: outcome.reason }; // timeout: a failed attempt
-    }
-    if (outcome.kind === 'ok') {
-      let unstorable: UnencodableValueError;
-      try {
-        await this.bounded(protocol.succeed(lease, toFirestoreValue(outcome.value, 'handler result')));
-        log.debug({}, 'oncetask: task succeeded');
-        return;
-      } catch (err) {
-        if (err instanceof UnencodableValueError) unstorable = err;
-        else if ((err as { code?: unknown }).code === INVALID_ARGUMENT) {
-          // Firestore refused the value (too large, too deep): not something a retry fixes.
-          unstorable = new UnencodableValueError(`handler result could not be stored: ${toError(err).message}`, { cause: err });
-        } else throw err;
-      }
-      log.error({ err: unstorable }, 'oncetask: handler result cannot be stored; task failed');
-      await this.bounded(protocol.fail(lease, unstorable, { final: true }));
-      return;
-    }
-    const decision = decideRetry(this.options.retry, lease.attempt, outcome.err);
-    if (decision.retry) {
-      const retryAt = new Date(Date.now() + decision.delayMs);
-      log.warn({ err: outcome.err, retryAt }, 'oncetask: attempt failed; will retry');
-      await this.bounded(protocol.fail(lease, outcome.err, { retryAt }));
-    } else {
-      log.error({ err: outcome.err }, 'oncetask: attempt failed; no retries left');
-      await this.bounded(protocol.fail(lease, outcome.err, { final: true }));
-    }
-  }
-
-  private async renew(run: ActiveRun, log: OnceTaskLogger): Promise<void> {
-    if (run.controller.signal.aborted) return;
-    try {
-      await this.settings.protocol.renew(run.lease, this.options.leaseMs);
-    } catch (err) {
-      if (err instanceof LeaseLostError) {
-        run.controller.abort(err);
-        return;
-      }
-      log.warn({ err }, 'oncetask: lease renewal failed');
-      if (Date.now() >= run.lease.expiresAt.getTime()) {
-        // Another worker may take the task now: stop this attempt rather than risk two runs.
-        run.controller.abort(new LeaseLostError(run.lease.taskId, 'lease expired while renewals failed'));
-      }
-    }
-  }
-
-  /** While shutting down, a write that hangs (backend down) must not hold up `stop()`. */
-  private bounded<T>(write: Promise<T>): Promise<T | undefined> {
-    if (!this.stopping) return write;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), SHUTDOWN_WRITE_TIMEOUT_MS)));
-    return Promise.race([write, timeout]).finally(() => clearTimeout(timer));
   }
 }

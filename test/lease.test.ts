@@ -23,7 +23,7 @@ describe('claim', () => {
   it('gives a document to exactly one of two workers racing with the same snapshot', async () => {
     const { candidates, a, b, raw } = await setup();
     const [candidate] = await candidates();
-    const [la, lb] = await Promise.all([a.claim(candidate!, 60_000), b.claim(candidate!, 60_000)]);
+    const [la, lb] = await Promise.all([a.claim([candidate!], { leaseMs: 60_000, mode: 'run' }), b.claim([candidate!], { leaseMs: 60_000, mode: 'run' })]);
     expect([la, lb].filter(Boolean)).toHaveLength(1);
     const doc = await raw();
     expect(doc.status).toBe('running');
@@ -33,10 +33,10 @@ describe('claim', () => {
 
   it('stamps a fresh token on every claim and moves waitUntil to the lease expiry', async () => {
     const { candidates, a, raw } = await setup();
-    const first = await a.claim((await candidates())[0]!, 60_000);
+    const first = await a.claim([(await candidates())[0]!], { leaseMs: 60_000, mode: 'run' });
     const token1 = (await raw()).lease.token;
-    await a.release(first!);
-    const second = await a.claim((await candidates())[0]!, 60_000);
+    await a.release(first!, first!.tasks[0]!);
+    const second = await a.claim([(await candidates())[0]!], { leaseMs: 60_000, mode: 'run' });
     const doc = await raw();
     expect(doc.lease.token).not.toBe(token1);
     expect(doc.waitUntil.toMillis()).toBe(second!.expiresAt.getTime());
@@ -45,7 +45,7 @@ describe('claim', () => {
 
   it('does not offer a task under a live lease as due', async () => {
     const { candidates, a } = await setup();
-    await a.claim((await candidates())[0]!, 60_000);
+    await a.claim([(await candidates())[0]!], { leaseMs: 60_000, mode: 'run' });
     const [listed] = await candidates();
     expect(listed!.task.waitUntil.getTime()).toBeGreaterThan(Date.now() + 50_000);
   });
@@ -54,44 +54,44 @@ describe('claim', () => {
 describe('fencing', () => {
   it('refuses every write of a worker whose expired lease was taken over', async () => {
     const { candidates, a, b, raw } = await setup();
-    const stale = await a.claim((await candidates())[0]!, 150);
+    const stale = await a.claim([(await candidates())[0]!], { leaseMs: 150, mode: 'run' });
     await sleep(200);
     const [expired] = await candidates();
     expect(expired!.task.status).toBe('running');
-    const fresh = await b.claim(expired!, 60_000);
+    const fresh = await b.claim([expired!], { leaseMs: 60_000, mode: 'run' });
     expect(fresh).not.toBeNull();
-    await expect(a.succeed(stale!, 'stale result')).rejects.toBeInstanceOf(LeaseLostError);
+    await expect(a.succeed(stale!, stale!.tasks[0]!, 'stale result')).rejects.toBeInstanceOf(LeaseLostError);
     await expect(a.renew(stale!, 60_000)).rejects.toThrow(/taken over \(worker worker-b holds attempt 2\)/);
-    await expect(a.fail(stale!, new Error('late'), { final: true })).rejects.toBeInstanceOf(LeaseLostError);
-    await expect(a.release(stale!)).rejects.toBeInstanceOf(LeaseLostError);
+    await expect(a.fail(stale!, stale!.tasks[0]!, new Error('late'), { final: true })).rejects.toBeInstanceOf(LeaseLostError);
+    await expect(a.release(stale!, stale!.tasks[0]!)).rejects.toBeInstanceOf(LeaseLostError);
     let doc = await raw();
     expect(doc).toMatchObject({ status: 'running', attempts: 2, result: null });
     expect(doc.lease.workerId).toBe('worker-b');
     expect(doc.errors[0].code).toBe('LEASE_EXPIRED');
-    await b.succeed(fresh!, 'fresh result');
+    await b.succeed(fresh!, fresh!.tasks[0]!, 'fresh result');
     doc = await raw();
     expect(doc).toMatchObject({ status: 'succeeded', result: 'fresh result', lease: null });
   });
 
   it('lets the lease holder write after someone changed an unrelated field', async () => {
     const { store, candidates, a, raw } = await setup();
-    const lease = await a.claim((await candidates())[0]!, 60_000);
+    const lease = await a.claim([(await candidates())[0]!], { leaseMs: 60_000, mode: 'run' });
     await db.collection('onceTasks').doc(store.docId('job-1')).update({ note: 'touched by an admin' });
-    await a.succeed(lease!, 42);
+    await a.succeed(lease!, lease!.tasks[0]!, 42);
     expect(await raw()).toMatchObject({ status: 'succeeded', result: 42, note: 'touched by an admin' });
   });
 
   it('refuses the outcome of a deleted task', async () => {
     const { m, candidates, a } = await setup();
-    const lease = await a.claim((await candidates())[0]!, 60_000);
+    const lease = await a.claim([(await candidates())[0]!], { leaseMs: 60_000, mode: 'run' });
     await m.delete('job-1');
-    await expect(a.succeed(lease!, 1)).rejects.toThrow(/deleted/);
+    await expect(a.succeed(lease!, lease!.tasks[0]!, 1)).rejects.toThrow(/deleted/);
     expect(await m.get('job-1')).toBeNull();
   });
 
   it('renewal extends the lease and the due time', async () => {
     const { candidates, a, raw } = await setup();
-    const lease = await a.claim((await candidates())[0]!, 1000);
+    const lease = await a.claim([(await candidates())[0]!], { leaseMs: 1000, mode: 'run' });
     const before = (await raw()).waitUntil.toMillis();
     await a.renew(lease!, 60_000);
     const doc = await raw();
@@ -124,7 +124,7 @@ describe('leases in the worker', () => {
 
   it('claims a task again after its worker died, as attempt + 1', async () => {
     const { m, candidates, a } = await setup();
-    await a.claim((await candidates())[0]!, 300); // "worker-a" dies holding the lease
+    await a.claim([(await candidates())[0]!], { leaseMs: 300, mode: 'run' }); // "worker-a" dies holding the lease
     const attempts: number[] = [];
     m.handle(jobTask, (_t, ctx) => {
       attempts.push(ctx.attempt);
@@ -141,7 +141,7 @@ describe('leases in the worker', () => {
 
   it('fails a task whose lease expired when the policy allows no more attempts', async () => {
     const { m, candidates, a } = await setup();
-    await a.claim((await candidates())[0]!, 100);
+    await a.claim([(await candidates())[0]!], { leaseMs: 100, mode: 'run' });
     let ran = false;
     m.handle(jobTask, () => {
       ran = true;

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
   defineTask,
+  EnvironmentMismatchError,
   InvalidOptionsError,
   InvalidPayloadError,
   InvalidStateError,
@@ -219,22 +220,29 @@ describe('admin operations', () => {
 
   it('delete and deleteMany report what existed', async () => {
     const m = makeManager(db);
-    await m.createMany(jobTask, [{ n: 1 }, { n: 2 }, { n: 3 }]);
-    expect(await m.delete('job-1')).toBe(true);
-    expect(await m.delete('job-1')).toBe(false);
-    expect(await m.deleteMany(['job-1', 'job-2', 'job-3', 'job-3'])).toBe(2);
+    const base = 900_000_000 + Math.floor(Math.random() * 1e8); // IDs no other test environment has
+    await m.createMany(jobTask, [{ n: base + 1 }, { n: base + 2 }, { n: base + 3 }]);
+    expect(await m.delete(`job-${base + 1}`)).toBe(true);
+    expect(await m.delete(`job-${base + 1}`)).toBe(false);
+    expect(await m.deleteMany([`job-${base + 1}`, `job-${base + 2}`, `job-${base + 3}`, `job-${base + 3}`])).toBe(2);
     expect(await rawDocs(m.env)).toHaveLength(0);
   });
 
-  it('cannot see or change a task of another environment', async () => {
+  it('refuses to change a task of another environment, and changes nothing', async () => {
     const a = makeManager(db);
     const b = makeManager(db);
-    await a.create(jobTask, { n: 1 }, { waitUntil: new Date(Date.now() + 60_000) });
-    expect(await b.get('job-1')).toBeNull();
-    await expect(b.retryNow('job-1')).rejects.toBeInstanceOf(TaskNotFoundError);
-    expect(await b.delete('job-1')).toBe(false);
-    expect(await b.reset(['job-1'])).toBe(0);
-    expect((await a.get('job-1'))!.status).toBe('pending');
+    const id = `job-${800_000_000 + Math.floor(Math.random() * 1e8)}`;
+    const n = Number(id.slice(4));
+    await a.create(jobTask, { n }, { waitUntil: new Date(Date.now() + 60_000) });
+    expect(await b.get(id)).toBeNull();
+    await expect(b.retryNow(id)).rejects.toBeInstanceOf(EnvironmentMismatchError);
+    await expect(b.delete(id)).rejects.toThrow(`exists in "${a.env}"`);
+    await expect(b.reset([id])).rejects.toMatchObject({ code: 'ENVIRONMENT_MISMATCH' });
+    await expect(b.cancel(id)).rejects.toBeInstanceOf(EnvironmentMismatchError);
+    await expect(b.cancelMany([id])).rejects.toBeInstanceOf(EnvironmentMismatchError);
+    await expect(b.deleteMany([id])).rejects.toBeInstanceOf(EnvironmentMismatchError);
+    expect(await a.get(id)).toMatchObject({ status: 'pending', cancelRequested: false });
+    await expect(b.cancel('job-never-created')).rejects.toBeInstanceOf(TaskNotFoundError);
   });
 });
 

@@ -59,7 +59,10 @@ describe('firestore.indexes.json', () => {
 
   it('declares expireAt as the TTL field of the task collection', () => {
     const ttl = indexFile.fieldOverrides.filter((o) => o.ttl === true);
-    expect(ttl).toEqual([{ collectionGroup: COLLECTION, fieldPath: 'expireAt', ttl: true, indexes: [] }]);
+    expect(ttl).toEqual([
+      { collectionGroup: COLLECTION, fieldPath: 'expireAt', ttl: true, indexes: [] },
+      { collectionGroup: `${COLLECTION}_keys`, fieldPath: 'expireAt', ttl: true, indexes: [] },
+    ]);
   });
 });
 
@@ -80,6 +83,13 @@ describe('queries the library issues at run time', () => {
     for (const filter of [{}, { kind: jobTask }, { status: 'succeeded' as const }, { kind: 'other', status: 'pending' as const }]) {
       await m.list({ limit: 1, ...filter });
     }
+    const keyed = defineTask({ kind: 'keyed', schema: z.object({ n: z.number() }), id: (d) => `k${d.n}`, resourceKey: () => 'acct' });
+    await m.createMany(keyed, [{ n: 1 }, { n: 2 }]);
+    m.handleGroup(keyed, () => undefined);
+    await waitFor(async () => (await m.countPending(keyed)) === 0);
+    await m.listByResourceKey(keyed, 'acct');
+    await m.cancelByResourceKey(keyed, 'acct');
+    await expect(m.cancel('never-created')).rejects.toThrow(/does not exist/);
     expect([...issued].sort()).toEqual(Object.keys(QUERY_SHAPES).sort());
     for (const shape of issued) expect(missingIndex(QUERY_SHAPES[shape]), shape).toBeNull();
   });
@@ -92,10 +102,10 @@ describe('firestore.rules and firebase.json', () => {
     expect(existsSync(config.firestore.rules) && existsSync(config.firestore.indexes)).toBe(true);
   });
 
-  it('firestore.rules denies every client access to the task collection', () => {
+  it.each(['onceTasks', 'onceTasks_keys'])('firestore.rules denies every client access to %s', (collection) => {
     const rules = readFileSync('firestore.rules', 'utf8').replace(/\/\/.*$/gm, '');
     expect(rules).toMatch(/rules_version = '2';/);
-    const block = /match \/onceTasks\/\{\w+\}\s*\{([^}]*)\}/.exec(rules);
+    const block = new RegExp(`match /${collection}/\\{\\w+\\}\\s*\\{([^}]*)\\}`).exec(rules);
     expect(block).not.toBeNull();
     expect(block![1]!.trim()).toBe('allow read, write: if false;');
     expect(rules).not.toMatch(/if true/);

@@ -5,7 +5,7 @@ import { appendError, decodeStoredTask, MAX_RECORDED_ERRORS, toTaskInfo } from '
 const now = Timestamp.now();
 const valid = {
   id: 'a', kind: 'k', env: 'e', status: 'pending', data: { at: now }, resourceKey: null,
-  waitUntil: now, createdAt: now, updatedAt: now, attempts: 0, errorCount: 0, errors: [],
+  waitUntil: now, createdAt: now, updatedAt: now, seq: 1, attempts: 0, errorCount: 0, errors: [],
   result: null, doneAt: null, expireAt: null, lease: { token: 't', workerId: 'w', expiresAt: now },
 };
 

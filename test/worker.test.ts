@@ -204,7 +204,7 @@ describe('bad data', () => {
     const now = new Date();
     await malformed.set({
       id: 'bad', kind: 'job', env: m.env, status: 'pending', data: { n: 3 }, resourceKey: null, waitUntil: new Date(0),
-      createdAt: now, updatedAt: now, attempts: 'three', errorCount: 0, errors: [], doneAt: null, expireAt: null, lease: null,
+      createdAt: now, updatedAt: now, seq: 1, attempts: 'three', errorCount: 0, errors: [], doneAt: null, expireAt: null, lease: null,
     });
     m.handle(jobTask, () => 'ok');
     m.start();

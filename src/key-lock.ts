@@ -1,0 +1,33 @@
+import { z } from 'zod';
+import { isTimestampLike } from './values.js';
+
+/**
+ * Resource-key locks. Tasks of one kind and environment that share a resource key run one at
+ * a time: whoever runs one holds the key's lock document, claimed in the same atomic commit as
+ * the task(s) and fenced by the same lease token. A lock whose holder's lease has expired is
+ * free, so a dead worker's key is free again once its lease runs out.
+ */
+
+const timestamp = z.custom<Date>((v) => isTimestampLike(v) || v instanceof Date, 'expected a Timestamp').transform(
+  (v) => (v instanceof Date ? v : (v as unknown as { toDate(): Date }).toDate()),
+);
+
+/** Schema of a stored key lock. */
+export const keyLockSchema = z.object({
+  env: z.string(),
+  kind: z.string(),
+  resourceKey: z.string(),
+  /** The current holder, or null when released. */
+  holder: z.object({ token: z.string(), workerId: z.string(), expiresAt: timestamp }).nullable(),
+  updatedAt: timestamp,
+  /** TTL field: an idle lock may be deleted after the retention period. */
+  expireAt: timestamp.nullable(),
+});
+
+/** A decoded key lock. */
+export type KeyLock = z.output<typeof keyLockSchema>;
+
+/** Whether nobody holds the lock at `now` (released, or the holder's lease ran out). */
+export function isLockFree(lock: KeyLock | null, now: number): boolean {
+  return lock === null || lock.holder === null || lock.holder.expiresAt.getTime() <= now;
+}
