@@ -12,3 +12,11 @@ export const jobTask = defineTask({
   }),
   id: (d) => `job-${d.n}`,
 });
+
+/** A kind serialized per resource key `key`. */
+export const keyedTask = defineTask({
+  kind: 'keyed',
+  schema: z.object({ n: z.number().int(), key: z.string(), sleepMs: z.number().int().default(0) }),
+  id: (d) => `keyed-${d.n}`,
+  resourceKey: (d) => d.key,
+});
