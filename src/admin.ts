@@ -32,6 +32,8 @@ export class TaskAdmin {
     private readonly store: TaskStore,
     /** How long terminal tasks are kept before TTL deletion. */
     private readonly retentionMs: number,
+    /** Wakes this process's workers of a kind: a task of it became due. */
+    private readonly wake: (kind: string) => void,
   ) {}
 
   /** Throws {@link EnvironmentMismatchError} if the ID exists only in other environments. */
@@ -54,7 +56,10 @@ export class TaskAdmin {
     let count = 0;
     for (const id of unique) {
       const r = await this.store.mutate(id, (task) => (TERMINAL_STATUSES.includes(task.status) ? freshFields() : null));
-      if (r.outcome === 'updated') count++;
+      if (r.outcome === 'updated') {
+        count++;
+        this.wake(r.task.kind);
+      }
     }
     return count;
   }
@@ -67,6 +72,7 @@ export class TaskAdmin {
       throw new InvalidStateError(`retryNow: task "${id}" is ${task.status}; only pending or failed tasks can be retried`);
     });
     if (r.outcome === 'missing') await this.missing(id);
+    if (r.outcome === 'updated') this.wake(r.task.kind);
   }
 
   /** Deletes a task; false when it exists nowhere, an error when it exists in another environment. */
@@ -84,6 +90,7 @@ export class TaskAdmin {
   async cancel(id: string, endsAtOnce: (kind: string) => boolean): Promise<{ count: 0 | 1; task: StoredTask | null }> {
     const r = await this.store.mutate(id, (task) => this.cancelFields(task, endsAtOnce(task.kind)));
     if (r.outcome === 'missing') return this.missing(id);
+    if (r.outcome === 'updated') this.wake(r.task.kind); // a cancelled pending task is due for onCancel now
     return { count: r.outcome === 'updated' ? 1 : 0, task: r.task };
   }
 

@@ -26,8 +26,6 @@ type Outcome = { kind: 'ok'; value: unknown } | { kind: 'error'; err: Error } | 
 
 /** gRPC INVALID_ARGUMENT: Firestore refused a value. */
 const INVALID_ARGUMENT = 3;
-/** How long a write may take while shutting down before the lease is left to expire. */
-const SHUTDOWN_WRITE_TIMEOUT_MS = 3000;
 
 /** What an execution needs from its worker. */
 export interface ExecutionSettings<T> {
@@ -36,8 +34,8 @@ export interface ExecutionSettings<T> {
   options: ResolvedHandlerOptions;
   protocol: LeaseProtocol;
   log: OnceTaskLogger;
-  /** True once the worker is shutting down: writes are then time-boxed. */
-  isStopping: () => boolean;
+  /** Once handlers were aborted for shutdown: the time by which writes give up (else null). */
+  writeDeadline: () => number | null;
   /** Makes the worker look at the queue again (a task was handed to `onCancel`). */
   wake: () => void;
 }
@@ -269,9 +267,10 @@ export class Execution<S extends z.ZodType> {
 
   /** While shutting down, a write that hangs (backend down) must not hold up `stop()`. */
   private bounded<T>(write: Promise<T>): Promise<T | undefined> {
-    if (!this.s.isStopping()) return write;
+    const deadline = this.s.writeDeadline();
+    if (deadline === null) return write;
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), SHUTDOWN_WRITE_TIMEOUT_MS)));
+    const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), Math.max(0, deadline - Date.now()))));
     return Promise.race([write, timeout]).finally(() => clearTimeout(timer));
   }
 }

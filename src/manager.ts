@@ -131,7 +131,7 @@ export class OnceTaskManager {
     this.pollIntervalMs = parsed.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
     this.logger = (logger ?? defaultLogger()).child({ env: this.env, workerId: this.workerId });
     this.store = new TaskStore(firestore, this.collection, this.env);
-    this.admin = new TaskAdmin(this.store, this.retentionMs);
+    this.admin = new TaskAdmin(this.store, this.retentionMs, (kind) => this.wakeLocal(kind));
   }
 
   // ---- creating -------------------------------------------------------------------------

@@ -14,6 +14,8 @@ export interface OrderClause {
 export interface QueryShape {
   /** Fields compared with `==` or `in` (order does not matter for indexing). */
   equals: readonly string[];
+  /** A field compared with `<=` (Firestore requires it to be the first order-by field). */
+  range?: string;
   /** Order-by clauses, in order (a trailing `__name__` rides on the previous field's index). */
   orderBy: readonly OrderClause[];
 }
@@ -31,8 +33,10 @@ const queueOrder: readonly OrderClause[] = [
 
 /** All query shapes, by name. */
 export const QUERY_SHAPES = {
-  /** Due and lease-expired tasks of a kind in queue order (also yields the next due time). */
-  claimable: { equals: ['env', 'kind', 'status'], orderBy: queueOrder },
+  /** Due (and lease-expired) tasks of a kind in queue order. */
+  claimable: { equals: ['env', 'kind', 'status'], range: 'waitUntil', orderBy: queueOrder },
+  /** The next task of a kind to come due (idle workers sleep until then). */
+  nextDue: { equals: ['env', 'kind', 'status'], orderBy: queueOrder },
   /** One resource key's open tasks in queue order (grouped claims, cancel by key). */
   keyQueue: { equals: ['env', 'kind', 'resourceKey', 'status'], orderBy: queueOrder },
   /** All of one resource key's tasks in queue order. */

@@ -13,7 +13,7 @@ import type {
 import pLimit from 'p-limit';
 import { MalformedTaskError } from './errors.js';
 import { keyLockSchema, type KeyLock } from './key-lock.js';
-import { QUERY_SHAPES, type QueryShapeName } from './query-shapes.js';
+import { QUERY_SHAPES, type QueryShape, type QueryShapeName } from './query-shapes.js';
 import { decodeStoredTask, type DecodeResult, type StoredTask, type TaskStatus } from './task-document.js';
 
 /**
@@ -198,34 +198,42 @@ export class TaskStore {
     return decoded;
   }
 
-  private query(shape: QueryShapeName, values: Record<string, unknown>): Query {
-    const spec = QUERY_SHAPES[shape];
+  private query(shape: QueryShapeName, values: Record<string, unknown>, upTo?: unknown): Query {
+    const spec: QueryShape = QUERY_SHAPES[shape];
     let q: Query = this.collection;
     for (const field of spec.equals) {
       const value = values[field];
       q = Array.isArray(value) ? q.where(field, 'in', value) : q.where(field, '==', value);
     }
+    if (spec.range !== undefined) q = q.where(spec.range, '<=', upTo);
     for (const clause of spec.orderBy) q = q.orderBy(clause.field, clause.direction);
     queryObserver?.(shape);
     return q;
   }
 
   /**
-   * The head of a kind's queue: pending and lease-expired candidates ordered by `waitUntil`.
-   * The result also contains tasks not yet due (and running tasks under live leases), which
-   * tells the worker when to look again. Malformed documents are returned apart.
+   * The head of a kind's queue: tasks due by `now` (pending, cancelling, or running under an
+   * expired lease) in queue order, a page at a time. Malformed documents are returned apart.
    */
   async findClaimable(
     kind: string,
     statuses: readonly TaskStatus[],
+    now: Date,
     limit: number,
     after?: ClaimCursor,
   ): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[]; next: ClaimCursor | null }> {
-    let q = this.query('claimable', { env: this.env, kind, status: [...statuses] });
+    let q = this.query('claimable', { env: this.env, kind, status: [...statuses] }, now);
     if (after) q = q.startAfter(after as unknown as DocumentSnapshot);
     const snap = await q.limit(limit).get();
     const last = snap.docs[snap.docs.length - 1];
     return { ...this.split(snap.docs), next: snap.docs.length === limit && last ? (last as unknown as ClaimCursor) : null };
+  }
+
+  /** When the kind's next task comes due (a running one: when its lease expires); null if none. */
+  async nextDueAt(kind: string, statuses: readonly TaskStatus[]): Promise<Date | null> {
+    const snap = await this.query('nextDue', { env: this.env, kind, status: [...statuses] }).limit(1).get();
+    const decoded = snap.docs[0] ? this.decode(snap.docs[0].data()) : null;
+    return decoded?.ok ? decoded.task.waitUntil : null;
   }
 
   /** One resource key's tasks in the given statuses, in queue order. */

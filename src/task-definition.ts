@@ -13,8 +13,8 @@ export interface TaskDefinitionInput<S extends z.ZodType> {
    */
   id: (data: z.output<S>) => string;
   /**
-   * Optional resource key: tasks of one kind that share a key are meant to run one at a time.
-   * Stored on the task so it can be listed and, later, serialized.
+   * Optional resource key: tasks of one kind and environment that share a key never run at the
+   * same time, in any number of processes; within a key they start in queue order.
    */
   resourceKey?: (data: z.output<S>) => string;
 }

@@ -55,7 +55,10 @@ export interface TaskInfo<T = unknown> {
   /** The stored payload, with Timestamps turned back into Dates. */
   data: T;
   resourceKey: string | null;
-  /** When the task is (or was) due; while running, when its lease runs out. */
+  /**
+   * The queue position: when the task is due. While running (or cancelling under a lease) it is
+   * the lease expiry; a finished task keeps the value it last had.
+   */
   waitUntil: Date;
   createdAt: Date;
   updatedAt: Date;
@@ -81,12 +84,21 @@ const timestamp = z.custom<Date>((v) => isTimestampLike(v) || v instanceof Date,
   (v) => (v instanceof Date ? v : (v as unknown as { toDate(): Date }).toDate()),
 );
 
+/**
+ * A stored count. A Firestore instance created with `useBigInt: true` reads integers as
+ * bigints; accept those too rather than call every task malformed.
+ */
+const counter = z
+  .union([z.number(), z.bigint()])
+  .transform((v) => Number(v))
+  .pipe(z.number().int().nonnegative());
+
 /** The full stored lease, with its fencing token. Internal: the token never leaves the library. */
 const storedLease = z.object({ token: z.string().min(1), workerId: z.string(), expiresAt: timestamp });
 
 const storedError = z.object({
   at: timestamp,
-  attempt: z.number().int().nonnegative(),
+  attempt: counter,
   message: z.string(),
   code: z.string().nullable().optional().transform((c) => c ?? null),
 });
@@ -103,11 +115,11 @@ export const storedTaskSchema = z.object({
   createdAt: timestamp,
   updatedAt: timestamp,
   /** Creation order within a process (microseconds since the epoch, made unique): tie-break after waitUntil. */
-  seq: z.number(),
-  attempts: z.number().int().nonnegative(),
+  seq: z.union([z.number(), z.bigint()]).transform((v) => Number(v)),
+  attempts: counter,
   cancelRequested: z.boolean().default(false),
-  cancelAttempts: z.number().int().nonnegative().default(0),
-  errorCount: z.number().int().nonnegative(),
+  cancelAttempts: counter.default(0),
+  errorCount: counter,
   errors: z.array(storedError),
   result: z.unknown().optional(),
   doneAt: timestamp.nullable(),

@@ -72,8 +72,13 @@ export function toFirestoreValue(value: unknown, what: string): unknown {
   return visit(value, '', 0, false);
 }
 
-/** Converts stored Firestore values back to plain JS: Timestamps become Dates, recursively. */
+/**
+ * Converts stored Firestore values back to plain JS: Timestamps become Dates, recursively.
+ * With a Firestore instance created with `useBigInt: true`, integers arrive as bigints: safe
+ * ones become numbers again (what schemas expect), larger ones stay bigints (no precision lost).
+ */
 export function fromFirestoreValue(value: unknown): unknown {
+  if (typeof value === 'bigint') return value >= Number.MIN_SAFE_INTEGER && value <= Number.MAX_SAFE_INTEGER ? Number(value) : value;
   if (value === null || typeof value !== 'object') return value;
   if (isTimestampLike(value)) return value.toDate();
   if (value instanceof Uint8Array) return value;

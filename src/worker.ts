@@ -34,6 +34,8 @@ interface ActiveRun {
 /** Error backoff of the loop when Firestore is unreachable: 0.5 s doubling to 30 s. */
 const MIN_ERROR_BACKOFF_MS = 500;
 const MAX_ERROR_BACKOFF_MS = 30_000;
+/** After the grace period: how long releases and other last writes may take before stop() returns. */
+const SHUTDOWN_WRITE_ALLOWANCE_MS = 2000;
 /** How many malformed document IDs a worker remembers so each is reported once. */
 const MAX_REMEMBERED_MALFORMED = 10_000;
 /** Pages a claim round reads past busy resource keys before it gives up until the next look. */
@@ -49,10 +51,17 @@ interface Pick {
 
 export class KindWorker<S extends z.ZodType> {
   private readonly running = new Map<string, ActiveRun>();
+  /** Malformed documents already logged (each is reported once per process). */
   private readonly reportedMalformed = new Set<string>();
+  /** Malformed documents being marked failed right now. */
+  private readonly markingMalformed = new Set<string>();
   private readonly execution: Execution<S>;
   private stopping = false;
+  /** When stopping, the time by which outcome writes give up (set once handlers are aborted). */
+  private writeDeadline: number | null = null;
   private loop: Promise<void> | null = null;
+  /** Bumped by every start(), so a loop left over from before a restart exits. */
+  private generation = 0;
   private wakeWaiter: (() => void) | null = null;
   private wokenEarly = false;
   private readonly log: OnceTaskLogger;
@@ -70,7 +79,7 @@ export class KindWorker<S extends z.ZodType> {
       options,
       protocol: settings.protocol,
       log: this.log,
-      isStopping: () => this.stopping,
+      writeDeadline: () => this.writeDeadline,
       wake: () => this.wake(),
     });
   }
@@ -82,9 +91,10 @@ export class KindWorker<S extends z.ZodType> {
 
   /** Starts the loop (idempotent). */
   start(): void {
-    if (this.loop) return;
+    if (this.loop && !this.stopping) return;
     this.stopping = false;
-    this.loop = this.runLoop();
+    this.writeDeadline = null;
+    this.loop = this.runLoop(++this.generation);
   }
 
   /** Makes a sleeping loop look at the queue now (e.g. a task was created in this process). */
@@ -106,21 +116,21 @@ export class KindWorker<S extends z.ZodType> {
 
   /**
    * Stops claiming, waits up to `graceMs` for running handlers, aborts the rest and releases
-   * their leases. Resolves when the loop and every run have ended.
+   * their leases. Resolves when the loop and every run have ended — or, if Firestore does not
+   * answer (backend down), once the grace period and a short write allowance have passed; the
+   * leases then simply expire.
    */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
     this.wake();
-    await this.loop;
-    this.loop = null;
-    const runs = [...this.running.values()];
-    if (runs.length === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    const graceOver = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
-    await Promise.race([Promise.all(runs.map((r) => r.done)), graceOver]);
-    clearTimeout(timer);
+    const graceEnds = Date.now() + graceMs;
+    // The loop exits as soon as its current look at the queue returns (a claim made meanwhile is
+    // handed straight back); wait for that even with graceMs 0, within the write allowance.
+    await within(this.loop ?? Promise.resolve(), Math.max(graceMs, SHUTDOWN_WRITE_ALLOWANCE_MS));
+    await within(Promise.all([...this.running.values()].map((r) => r.done)), graceEnds - Date.now());
+    this.writeDeadline = Date.now() + SHUTDOWN_WRITE_ALLOWANCE_MS;
     for (const run of this.running.values()) run.controller.abort(new ShutdownError());
-    await Promise.all(runs.map((r) => r.done));
+    await within(Promise.all([...this.running.values()].map((r) => r.done)), SHUTDOWN_WRITE_ALLOWANCE_MS);
   }
 
   private sleep(ms: number): Promise<void> {
@@ -139,10 +149,10 @@ export class KindWorker<S extends z.ZodType> {
     });
   }
 
-  private async runLoop(): Promise<void> {
+  private async runLoop(generation: number): Promise<void> {
     let errorBackoff = MIN_ERROR_BACKOFF_MS;
     let spread = false;
-    while (!this.stopping) {
+    while (!this.stopping && generation === this.generation) {
       const free = this.options.concurrency - this.running.size;
       if (free <= 0) {
         await this.sleep(this.settings.pollIntervalMs);
@@ -165,27 +175,25 @@ export class KindWorker<S extends z.ZodType> {
 
   /**
    * One look at the queue: claims up to `free` due tasks, at most one claim per resource key,
-   * reading further pages while busy keys fill the page.
+   * reading further pages while busy keys fill the page. When nothing is due it also finds
+   * when the next task comes due, so the loop can sleep until then.
    */
   private async claimRound(free: number, spread: boolean): Promise<{ claimed: number; conflicts: number; nextDueAt: number | null }> {
     const { store } = this.settings;
     const seenKeys = new Set<string>();
     let claimed = 0;
     let conflicts = 0;
-    let nextDueAt: number | null = null;
+    let sawDue = false;
+    let busyUntil: number | null = null;
     let after: ClaimCursor | undefined;
-    for (let page = 0; page < MAX_PAGES_PER_ROUND && claimed < free; page++) {
-      const found = await store.findClaimable(this.def.kind, CLAIMABLE_STATUSES, (free - claimed) * 2 + 4, after);
-      for (const bad of found.malformed) void this.reportMalformed(bad.docId, bad.updateTime, bad.reason);
+    for (let page = 0; page < MAX_PAGES_PER_ROUND && claimed < free && !this.stopping; page++) {
       const now = Date.now();
+      const found = await store.findClaimable(this.def.kind, CLAIMABLE_STATUSES, new Date(now), (free - claimed) * 2 + 4, after);
+      for (const bad of found.malformed) void this.reportMalformed(bad.docId, bad.updateTime, bad.reason);
+      sawDue ||= found.tasks.length > 0 || found.malformed.length > 0;
       const picks: Pick[] = [];
       let skippedBusy = false;
       for (const candidate of found.tasks) {
-        const at = candidate.task.waitUntil.getTime();
-        if (at > now) {
-          nextDueAt = nextDueAt === null ? at : Math.min(nextDueAt, at);
-          continue;
-        }
         if (this.isRunningHere(candidate.docId)) continue;
         const key = candidate.task.resourceKey;
         if (key !== null) {
@@ -207,17 +215,24 @@ export class KindWorker<S extends z.ZodType> {
         const key = pick.candidate.task.resourceKey;
         const lock = key === null ? undefined : locks.get(key);
         if (lock && !isLockFree(lock.lock, now)) {
-          skippedBusy = true; // busy key: go on with the others
+          // Busy key: go on with the others; look again when its lease would expire at the latest.
+          skippedBusy = true;
+          const expires = lock.lock!.holder!.expiresAt.getTime();
+          busyUntil = busyUntil === null ? expires : Math.min(busyUntil, expires);
           continue;
         }
         attempts.push(this.tryClaim(pick, lock));
       }
       const results = await Promise.all(attempts);
       claimed += results.filter((r) => r === 'claimed').length;
-      conflicts += results.filter((r) => r === 'conflict').length;
+      // A conflict (another worker won) or a task ended without a claim: the queue moved.
+      conflicts += results.filter((r) => r !== 'claimed').length;
       if (!found.next || !skippedBusy) break;
       after = found.next;
     }
+    if (claimed > 0 || conflicts > 0) return { claimed, conflicts, nextDueAt: null };
+    // Idle: nothing due (ask when something will be), or everything due is behind busy keys.
+    const nextDueAt = sawDue ? busyUntil : ((await store.nextDueAt(this.def.kind, CLAIMABLE_STATUSES))?.getTime() ?? null);
     return { claimed, conflicts, nextDueAt };
   }
 
@@ -248,6 +263,8 @@ export class KindWorker<S extends z.ZodType> {
     });
     if (!lease) return 'conflict';
     const controller = new AbortController();
+    // Claimed while stop() was under way: hand it straight back.
+    if (this.stopping) controller.abort(new ShutdownError());
     const id = lease.token;
     const run: ActiveRun = { lease, controller, done: Promise.resolve() };
     this.running.set(id, run);
@@ -287,15 +304,27 @@ export class KindWorker<S extends z.ZodType> {
   }
 
   private async reportMalformed(docId: string, updateTime: VersionedTask['updateTime'], reason: string): Promise<void> {
-    if (this.reportedMalformed.has(docId)) return;
-    if (this.reportedMalformed.size >= MAX_REMEMBERED_MALFORMED) this.reportedMalformed.clear();
-    this.reportedMalformed.add(docId);
-    const error = new MalformedTaskError(docId, reason);
-    this.log.error({ docId, reason }, 'oncetask: malformed task document; marking it failed');
+    if (this.markingMalformed.has(docId)) return;
+    if (!this.reportedMalformed.has(docId)) {
+      if (this.reportedMalformed.size >= MAX_REMEMBERED_MALFORMED) this.reportedMalformed.clear();
+      this.reportedMalformed.add(docId);
+      this.log.error({ docId, reason }, 'oncetask: malformed task document; marking it failed');
+    }
+    this.markingMalformed.add(docId);
     try {
-      await this.settings.protocol.failMalformed(docId, updateTime, error);
+      // Conditional on the version read: a conflict means someone else changed or ended it.
+      await this.settings.protocol.failMalformed(docId, updateTime, new MalformedTaskError(docId, reason));
     } catch (err) {
-      this.log.error({ docId, err }, 'oncetask: could not mark malformed task failed');
+      this.log.warn({ docId, err }, 'oncetask: could not mark malformed task failed; will try again');
+    } finally {
+      this.markingMalformed.delete(docId);
     }
   }
+}
+
+/** Waits for `promise`, but no longer than `ms`. */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms))))]);
+  clearTimeout(timer);
 }

@@ -24,9 +24,10 @@ const direction = (d: 'asc' | 'desc') => (d === 'asc' ? 'ASCENDING' : 'DESCENDIN
 /** Why a shape cannot run in production, or null when an index serves it. */
 function missingIndex(shape: QueryShape): string | null {
   const exempt = new Set(indexFile.fieldOverrides.filter((o) => o.collectionGroup === COLLECTION && o.indexes.length === 0).map((o) => o.fieldPath));
-  for (const field of [...shape.equals, ...shape.orderBy.map((o) => o.field)]) {
+  for (const field of [...shape.equals, ...(shape.range ? [shape.range] : []), ...shape.orderBy.map((o) => o.field)]) {
     if (exempt.has(field)) return `field ${field} is exempted from indexing`;
   }
+  if (shape.range !== undefined && shape.orderBy[0]?.field !== shape.range) return `range field ${shape.range} must be ordered first`;
   // A trailing __name__ in the direction of the previous clause rides on that index implicitly.
   const order = [...shape.orderBy];
   const last = order[order.length - 1];
@@ -55,6 +56,7 @@ describe('firestore.indexes.json', () => {
   it('would catch a query without an index', () => {
     expect(missingIndex({ equals: ['env', 'resourceKey'], orderBy: [{ field: 'waitUntil', direction: 'asc' }] })).toMatch(/no composite index/);
     expect(missingIndex({ equals: ['env'], orderBy: [{ field: 'data', direction: 'asc' }] })).toMatch(/exempted/);
+    expect(missingIndex({ equals: ['env', 'kind', 'status'], range: 'createdAt', orderBy: [{ field: 'waitUntil', direction: 'asc' }] })).toMatch(/ordered first/);
   });
 
   it('declares expireAt as the TTL field of the task collection', () => {

@@ -98,7 +98,7 @@ describe('resource-key locks', () => {
     await m.createMany(keyedTask, [{ n: 1, key: 'k' }, { n: 2, key: 'k' }]);
     const store = new TaskStore(db, 'onceTasks', m.env);
     const claimFirst = async (protocol: LeaseProtocol, leaseMs: number) => {
-      const { tasks } = await store.findClaimable('keyed', CLAIMABLE_STATUSES, 10);
+      const { tasks } = await store.findClaimable('keyed', CLAIMABLE_STATUSES, new Date(), 10);
       const due = tasks.filter((t) => t.task.waitUntil.getTime() <= Date.now());
       const lock = (await store.readLocks('keyed', ['k'])).get('k')!;
       return protocol.claim([due[0]!], { leaseMs, mode: 'run', lock: { ...lock, kind: 'keyed', resourceKey: 'k' } });
@@ -127,7 +127,7 @@ describe('resource-key locks', () => {
     const first = await claimFirst(a, 200);
     expect(first).not.toBeNull();
     // Worker B read the lock before A's claim: its claim with that stale version fails as a whole.
-    const { tasks } = await store.findClaimable('keyed', CLAIMABLE_STATUSES, 10);
+    const { tasks } = await store.findClaimable('keyed', CLAIMABLE_STATUSES, new Date(), 10);
     const second = tasks.find((t) => t.task.id === 'keyed-2')!;
     const staleLock = { docId: first!.lock!.docId, lock: null, updateTime: null };
     expect(await b.claim([second], { leaseMs: 60_000, mode: 'run', lock: { ...staleLock, kind: 'keyed', resourceKey: 'k' } })).toBeNull();

@@ -49,3 +49,9 @@ describe('fromFirestoreValue', () => {
     expect(out.n).toBe(1);
   });
 });
+
+describe('integers read with useBigInt', () => {
+  it('become numbers when safe and stay bigints when larger', () => {
+    expect(fromFirestoreValue({ n: 42n, big: 2n ** 60n, list: [1n] })).toEqual({ n: 42, big: 2n ** 60n, list: [1] });
+  });
+});

@@ -280,3 +280,24 @@ describe('handler registration', () => {
     expect(() => m.handle(other, 'nope' as never)).toThrow(/function/);
   });
 });
+
+describe('Firestore settings', () => {
+  it('works with a Firestore instance created with useBigInt: true', async () => {
+    const { Firestore } = await import('@google-cloud/firestore');
+    const bigDb = new Firestore({ projectId: 'demo-oncetask', useBigInt: true });
+    try {
+      const m = makeManager(bigDb);
+      await m.create(jobTask, { n: 1 });
+      m.handle(jobTask, (_t, ctx) => {
+        if (ctx.attempt === 1) throw new Error('once');
+        return 'ok';
+      }, { retry: quick });
+      m.start();
+      const t = await terminal(m, 'job-1');
+      expect(t).toMatchObject({ status: 'succeeded', attempts: 2, errorCount: 1 });
+      await m.stop();
+    } finally {
+      await bigDb.terminate();
+    }
+  });
+});
