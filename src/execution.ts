@@ -86,7 +86,16 @@ export class Execution<S extends z.ZodType> {
       const { task } = held;
       runnable.push({
         held,
-        task: { id: held.taskId, kind: task.kind, data, resourceKey: task.resourceKey, attempt: held.attempt, createdAt: task.createdAt, waitUntil: task.waitUntil },
+        task: {
+          id: held.taskId,
+          kind: task.kind,
+          data,
+          resourceKey: task.resourceKey,
+          attempt: held.attempt,
+          createdAt: task.createdAt,
+          waitUntil: task.waitUntil,
+          occurrence: task.generatorId !== null && task.slot !== null ? { generatorId: task.generatorId, slot: task.slot } : null,
+        },
       });
     }
     return runnable;
@@ -94,7 +103,7 @@ export class Execution<S extends z.ZodType> {
 
   private async runSingle(lease: Lease, item: { held: HeldTask; task: RunningTask<z.output<S>> }, controller: AbortController, log: OnceTaskLogger): Promise<void> {
     const handler = this.s.spec.handler as (task: RunningTask<z.output<S>>, ctx: TaskContext) => unknown;
-    const ctx: TaskContext = { signal: controller.signal, attempt: item.held.attempt, logger: log };
+    const ctx: TaskContext = { signal: controller.signal, attempt: item.held.attempt, logger: log, occurrence: item.task.occurrence };
     const outcome = await this.invoke(() => handler(item.task, ctx), controller);
     if (outcome.kind === 'aborted' && (await this.handledAbort(lease, [item.held], outcome.reason, log))) return;
     await this.recordRun(lease, item.held, outcome.kind === 'aborted' ? { kind: 'error', err: outcome.reason } : outcome, log);
@@ -135,7 +144,7 @@ export class Execution<S extends z.ZodType> {
       await this.bounded(this.s.protocol.cancelled(lease, held));
       return;
     }
-    const ctx: TaskContext = { signal: controller.signal, attempt: held.attempt, logger: log };
+    const ctx: TaskContext = { signal: controller.signal, attempt: held.attempt, logger: log, occurrence: item.task.occurrence };
     const outcome = await this.invoke(() => onCancel(item.task, ctx), controller);
     if (outcome.kind === 'aborted' && (await this.handledAbort(lease, [held], outcome.reason, log))) return;
     if (outcome.kind === 'ok') {

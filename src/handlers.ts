@@ -1,5 +1,6 @@
 import type { OnceTaskLogger } from './logger.js';
 import type { RetryPolicy } from './retry.js';
+import type { TaskOccurrence } from './task-document.js';
 
 /**
  * The shapes of user handlers and of what they receive.
@@ -17,6 +18,8 @@ export interface TaskContext {
   attempt: number;
   /** Logger bound to this task and attempt. */
   logger: OnceTaskLogger;
+  /** For an occurrence of a recurring task: its slot and generator; otherwise null. */
+  occurrence: TaskOccurrence | null;
 }
 
 /** The task a handler runs. */
@@ -31,6 +34,8 @@ export interface RunningTask<T> {
   createdAt: Date;
   /** When the task was due. */
   waitUntil: Date;
+  /** For an occurrence of a recurring task: its slot and generator; otherwise null. */
+  occurrence: TaskOccurrence | null;
 }
 
 /** A handler: its return value is stored as the task's `result`. */

@@ -24,7 +24,8 @@ export type {
   HandlerOptions,
   GroupHandlerOptions,
 } from './handlers.js';
-export type { TaskInfo, TaskStatus, TaskErrorRecord, TaskLease } from './task-document.js';
+export type { TaskInfo, TaskStatus, TaskErrorRecord, TaskLease, TaskOccurrence } from './task-document.js';
+export type { RecurrenceOptions, CatchUp, StoredRecurrence } from './recurrence.js';
 export { TASK_STATUSES, TERMINAL_STATUSES, OPEN_STATUSES, MAX_RECORDED_ERRORS } from './task-document.js';
 export { exponentialBackoff, fixedDelay, noRetry } from './retry.js';
 export type { RetryPolicy, ExponentialBackoffOptions, FixedDelayOptions } from './retry.js';

@@ -16,7 +16,8 @@ import {
   resolveHandlerOptions,
 } from './options.js';
 import { TaskStore, type TaskFields } from './store.js';
-import { nextSeq, OPEN_STATUSES, TASK_STATUSES, toTaskInfo, type StoredTask, type TaskInfo, type TaskStatus } from './task-document.js';
+import { prepareRecurrence, type RecurrenceOptions } from './recurrence.js';
+import { newTaskFields, OPEN_STATUSES, TASK_STATUSES, toTaskInfo, type TaskInfo, type TaskStatus } from './task-document.js';
 import { assertValidId, identify, isTaskDefinition, parsePayload, type TaskDefinition } from './task-definition.js';
 import { toFirestoreValue } from './values.js';
 import { KindWorker } from './worker.js';
@@ -51,6 +52,11 @@ export interface CreateOptions {
   transaction?: Transaction;
   /** Create with this batch (checked for existence now; committed with the caller's writes). */
   batch?: WriteBatch;
+  /**
+   * Make this task a generator that spawns one occurrence task per slot of an RFC 5545 rule
+   * (IDs `{id}_occ_{slot in UTC ISO-8601}`), each run by the kind's handler.
+   */
+  recurrence?: RecurrenceOptions;
 }
 
 /** Result of {@link OnceTaskManager.create}. */
@@ -143,9 +149,12 @@ export class OnceTaskManager {
    */
   async create<S extends z.ZodType>(def: TaskDefinition<S>, data: z.input<S>, options: CreateOptions = {}): Promise<CreateResult> {
     assertDefinition(def);
-    const { transaction, batch, waitUntil } = options;
+    const { transaction, batch, waitUntil, recurrence } = options;
     if (transaction && batch) throw new InvalidOptionsError('create: pass either "transaction" or "batch", not both');
-    const { id, fields } = this.prepare(def, data, waitUntil ?? new Date());
+    if (recurrence !== undefined && waitUntil !== undefined) {
+      throw new InvalidOptionsError('create: a recurring task starts at its first slot; pass "recurrence" or "waitUntil", not both');
+    }
+    const { id, fields } = this.prepare(def, data, waitUntil ?? new Date(), recurrence);
     let created: boolean;
     if (transaction) created = await this.store.createInTransaction(transaction, id, fields);
     else if (batch) created = await this.store.createInBatch(batch, id, fields);
@@ -182,32 +191,25 @@ export class OnceTaskManager {
     return { ids: items.map((i) => i.id), created };
   }
 
-  private prepare<S extends z.ZodType>(def: TaskDefinition<S>, data: z.input<S>, waitUntil: Date): { id: string; fields: TaskFields } {
+  private prepare<S extends z.ZodType>(
+    def: TaskDefinition<S>,
+    data: z.input<S>,
+    waitUntil: Date,
+    recurrence?: RecurrenceOptions,
+  ): { id: string; fields: TaskFields } {
     assertDate(waitUntil, 'waitUntil');
     const parsed = parsePayload(def, data);
     const { id, resourceKey } = identify(def, parsed);
-    const now = new Date();
-    const fields: Omit<StoredTask, 'data'> & { data: unknown } = {
+    const schedule = recurrence === undefined ? undefined : prepareRecurrence(recurrence);
+    const fields = newTaskFields({
       id,
       kind: def.kind,
       env: this.env,
-      status: 'pending',
       data: toFirestoreValue(data, `${def.kind} payload`),
       resourceKey,
-      waitUntil,
-      createdAt: now,
-      updatedAt: now,
-      seq: nextSeq(),
-      attempts: 0,
-      cancelRequested: false,
-      cancelAttempts: 0,
-      errorCount: 0,
-      errors: [],
-      result: null,
-      doneAt: null,
-      expireAt: null,
-      lease: null,
-    };
+      waitUntil: schedule?.at ?? waitUntil,
+      ...(schedule ? { recurrence: { recurrence: schedule.recurrence, series: schedule.cursor } } : {}),
+    });
     return { id, fields };
   }
 
@@ -258,6 +260,7 @@ export class OnceTaskManager {
         protocol: new LeaseProtocol(this.store, this.workerId, this.retentionMs),
         logger: this.logger,
         pollIntervalMs: this.pollIntervalMs,
+        retentionMs: this.retentionMs,
       },
       def,
       spec,
@@ -355,6 +358,15 @@ export class OnceTaskManager {
     const limit = options.limit ?? 1000;
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new InvalidOptionsError('listByResourceKey: option "limit" must be an integer 1-10000');
     const { tasks } = await this.store.listByResourceKey(def.kind, resourceKey, limit);
+    return tasks.map((t) => toTaskInfo(t.task));
+  }
+
+  /** The occurrences a recurring generator has spawned, oldest slot first. */
+  async listOccurrences(generatorId: string, options: { limit?: number } = {}): Promise<TaskInfo[]> {
+    assertValidId(generatorId);
+    const limit = options.limit ?? 1000;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new InvalidOptionsError('listOccurrences: option "limit" must be an integer 1-10000');
+    const { tasks } = await this.store.listOccurrences(generatorId, limit);
     return tasks.map((t) => toTaskInfo(t.task));
   }
 

@@ -41,6 +41,8 @@ export const QUERY_SHAPES = {
   keyQueue: { equals: ['env', 'kind', 'resourceKey', 'status'], orderBy: queueOrder },
   /** All of one resource key's tasks in queue order. */
   listByResourceKey: { equals: ['env', 'kind', 'resourceKey'], orderBy: queueOrder },
+  /** The occurrences a generator spawned, by slot. */
+  occurrences: { equals: ['env', 'generatorId'], orderBy: [{ field: 'slot', direction: 'asc' }] },
   /** A task ID in any environment (only to explain a cross-environment refusal). */
   byIdInAnyEnv: { equals: ['id'], orderBy: [] },
   /** Count of a kind's tasks in one status (aggregation). */

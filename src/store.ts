@@ -255,6 +255,19 @@ export class TaskStore {
     return this.split(snap.docs);
   }
 
+  /** Which of these task IDs exist (one round trip). */
+  async existing(ids: readonly string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const snaps = await this.firestore.getAll(...ids.map((id) => this.ref(this.docId(id))));
+    return new Set(ids.filter((_, i) => snaps[i]!.exists));
+  }
+
+  /** The occurrences a generator spawned, by slot. */
+  async listOccurrences(generatorId: string, limit: number): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[] }> {
+    const snap = await this.query('occurrences', { env: this.env, generatorId }).limit(limit).get();
+    return this.split(snap.docs);
+  }
+
   /** Environments other than ours that hold a task with this ID (to explain a refusal). */
   async otherEnvironmentsOf(id: string): Promise<string[]> {
     const snap = await this.query('byIdInAnyEnv', { id }).limit(10).get();
@@ -303,6 +316,12 @@ export class TaskStore {
    * locks). Returns the new versions in order, or `null` if any precondition failed.
    */
   async commitConditional(writes: readonly ConditionalWrite[]): Promise<Timestamp[] | null> {
+    const result = await this.commitConditionalDetailed(writes);
+    return Array.isArray(result) ? result : null;
+  }
+
+  /** Like {@link commitConditional}, telling an existing create target (`exists`) from a changed document. */
+  async commitConditionalDetailed(writes: readonly ConditionalWrite[]): Promise<Timestamp[] | 'conflict' | 'exists'> {
     const batch = this.firestore.batch();
     for (const w of writes) {
       const ref = w.target === 'task' ? this.ref(w.docId) : this.lockRef(w.docId);
@@ -314,7 +333,8 @@ export class TaskStore {
       return results.map((r) => r.writeTime);
     } catch (err) {
       const code = grpcCode(err);
-      if (code === GRPC.FAILED_PRECONDITION || code === GRPC.ALREADY_EXISTS || code === GRPC.NOT_FOUND) return null;
+      if (code === GRPC.ALREADY_EXISTS) return 'exists';
+      if (code === GRPC.FAILED_PRECONDITION || code === GRPC.NOT_FOUND) return 'conflict';
       throw err;
     }
   }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { SeriesCursor, StoredRecurrence } from './recurrence.js';
 import { fromFirestoreValue, isTimestampLike } from './values.js';
 
 /**
@@ -78,6 +79,18 @@ export interface TaskInfo<T = unknown> {
   /** When the TTL policy may delete it (terminal tasks only). */
   expireAt: Date | null;
   lease: TaskLease | null;
+  /** For a recurring generator: its schedule (times are wall times in `tzid`). */
+  recurrence: StoredRecurrence | null;
+  /** For an occurrence spawned by a generator: which one, and its slot. */
+  occurrence: TaskOccurrence | null;
+}
+
+/** Where an occurrence task comes from. */
+export interface TaskOccurrence {
+  /** ID of the generator that spawned it. */
+  generatorId: string;
+  /** The slot (UTC instant) it was spawned for. */
+  slot: Date;
 }
 
 const timestamp = z.custom<Date>((v) => isTimestampLike(v) || v instanceof Date, 'expected a Timestamp').transform(
@@ -125,6 +138,19 @@ export const storedTaskSchema = z.object({
   doneAt: timestamp.nullable(),
   expireAt: timestamp.nullable(),
   lease: storedLease.nullable(),
+  recurrence: z
+    .object({
+      rrule: z.string(),
+      dtstart: z.string(),
+      tzid: z.string(),
+      exdates: z.array(z.string()),
+      catchUp: z.enum(['latest', 'all', 'none']),
+    })
+    .nullable()
+    .default(null),
+  series: z.object({ wall: z.string(), index: counter }).nullable().default(null),
+  generatorId: z.string().nullable().default(null),
+  slot: timestamp.nullable().default(null),
 });
 
 /** A decoded stored task. Timestamps are Dates; `data` is still as stored. */
@@ -163,7 +189,53 @@ export function toTaskInfo<T = unknown>(task: StoredTask): TaskInfo<T> {
     doneAt: task.doneAt,
     expireAt: task.expireAt,
     lease: task.lease ? { workerId: task.lease.workerId, expiresAt: task.lease.expiresAt } : null,
+    recurrence: task.recurrence,
+    occurrence: task.generatorId !== null && task.slot !== null ? { generatorId: task.generatorId, slot: task.slot } : null,
   };
+}
+
+/** What a new task document is made of. */
+export interface NewTask {
+  id: string;
+  kind: string;
+  env: string;
+  /** The payload, already encoded for Firestore. */
+  data: unknown;
+  resourceKey: string | null;
+  waitUntil: Date;
+  recurrence?: { recurrence: StoredRecurrence; series: SeriesCursor };
+  occurrence?: TaskOccurrence;
+}
+
+/** The fields of a new pending task. */
+export function newTaskFields(t: NewTask): Record<string, unknown> {
+  const now = new Date();
+  const fields: Omit<z.input<typeof storedTaskSchema>, 'waitUntil' | 'createdAt' | 'updatedAt'> & Record<string, unknown> = {
+    id: t.id,
+    kind: t.kind,
+    env: t.env,
+    status: 'pending',
+    data: t.data,
+    resourceKey: t.resourceKey,
+    waitUntil: t.waitUntil,
+    createdAt: now,
+    updatedAt: now,
+    seq: nextSeq(),
+    attempts: 0,
+    cancelRequested: false,
+    cancelAttempts: 0,
+    errorCount: 0,
+    errors: [],
+    result: null,
+    doneAt: null,
+    expireAt: null,
+    lease: null,
+    recurrence: t.recurrence?.recurrence ?? null,
+    series: t.recurrence?.series ?? null,
+    generatorId: t.occurrence?.generatorId ?? null,
+    slot: t.occurrence?.slot ?? null,
+  };
+  return fields;
 }
 
 /** Appends a failure, keeping the last {@link MAX_RECORDED_ERRORS}. */

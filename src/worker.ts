@@ -6,6 +6,7 @@ import { isLockFree } from './key-lock.js';
 import type { ClaimMode, Lease, LeaseProtocol } from './lease.js';
 import type { OnceTaskLogger } from './logger.js';
 import { decideRetry } from './retry.js';
+import { Spawner } from './spawner.js';
 import type { ClaimCursor, TaskStore, VersionedLock, VersionedTask } from './store.js';
 import { CLAIMABLE_STATUSES, type TaskStatus } from './task-document.js';
 import type { TaskDefinition } from './task-definition.js';
@@ -23,6 +24,8 @@ export interface WorkerSettings {
   logger: OnceTaskLogger;
   /** Longest sleep between looks at the queue when nothing is known to come due sooner. */
   pollIntervalMs: number;
+  /** How long finished tasks are kept before TTL deletion. */
+  retentionMs: number;
 }
 
 interface ActiveRun {
@@ -43,10 +46,10 @@ const MAX_PAGES_PER_ROUND = 10;
 /** Statuses a grouped claim takes from a key's queue (cancel requests are claimed one by one). */
 const GROUP_STATUSES: readonly TaskStatus[] = ['pending', 'running'];
 
-/** A candidate chosen for a claim. */
+/** A candidate chosen for a claim (or, for a recurring generator, a spawn). */
 interface Pick {
   candidate: VersionedTask;
-  mode: ClaimMode;
+  mode: ClaimMode | 'spawn';
 }
 
 export class KindWorker<S extends z.ZodType> {
@@ -56,6 +59,7 @@ export class KindWorker<S extends z.ZodType> {
   /** Malformed documents being marked failed right now. */
   private readonly markingMalformed = new Set<string>();
   private readonly execution: Execution<S>;
+  private readonly spawner: Spawner;
   private stopping = false;
   /** When stopping, the time by which outcome writes give up (set once handlers are aborted). */
   private writeDeadline: number | null = null;
@@ -82,6 +86,7 @@ export class KindWorker<S extends z.ZodType> {
       writeDeadline: () => this.writeDeadline,
       wake: () => this.wake(),
     });
+    this.spawner = new Spawner(settings.store, settings.retentionMs, this.log);
   }
 
   /** Whether this kind has an `onCancel` handler. */
@@ -195,7 +200,14 @@ export class KindWorker<S extends z.ZodType> {
       let skippedBusy = false;
       for (const candidate of found.tasks) {
         if (this.isRunningHere(candidate.docId)) continue;
-        const key = candidate.task.resourceKey;
+        const { task } = candidate;
+        const cancel = task.status === 'cancelling' || task.cancelRequested;
+        if (task.recurrence !== null) {
+          // Generators spawn (or, when cancelled, just end): no handler, no key lock.
+          picks.push({ candidate, mode: cancel ? 'cancel' : 'spawn' });
+          continue;
+        }
+        const key = task.resourceKey;
         if (key !== null) {
           if (seenKeys.has(key)) {
             skippedBusy = true;
@@ -203,16 +215,20 @@ export class KindWorker<S extends z.ZodType> {
           }
           seenKeys.add(key);
         }
-        picks.push({ candidate, mode: candidate.task.status === 'cancelling' || candidate.task.cancelRequested ? 'cancel' : 'run' });
+        picks.push({ candidate, mode: cancel ? 'cancel' : 'run' });
       }
       // After a lost race, start at a random place so workers stop chasing the same documents.
       if (spread && picks.length > 1) picks.push(...picks.splice(0, Math.floor(Math.random() * picks.length)));
-      const keys = picks.map((p) => p.candidate.task.resourceKey).filter((k): k is string => k !== null);
+      const keys = picks.filter((p) => p.mode !== 'spawn' && p.candidate.task.recurrence === null).map((p) => p.candidate.task.resourceKey).filter((k): k is string => k !== null);
       const locks = await store.readLocks(this.def.kind, keys);
       const attempts: Promise<'claimed' | 'conflict' | 'skipped'>[] = [];
       for (const pick of picks) {
         if (claimed + attempts.length >= free) break;
-        const key = pick.candidate.task.resourceKey;
+        if (pick.mode === 'spawn') {
+          attempts.push(this.spawner.spawn(pick.candidate).then((r) => (r === 'moved' ? 'skipped' : 'conflict')));
+          continue;
+        }
+        const key = pick.candidate.task.recurrence === null ? pick.candidate.task.resourceKey : null;
         const lock = key === null ? undefined : locks.get(key);
         if (lock && !isLockFree(lock.lock, now)) {
           // Busy key: go on with the others; look again when its lease would expire at the latest.
@@ -221,7 +237,7 @@ export class KindWorker<S extends z.ZodType> {
           busyUntil = busyUntil === null ? expires : Math.min(busyUntil, expires);
           continue;
         }
-        attempts.push(this.tryClaim(pick, lock));
+        attempts.push(this.tryClaim(pick as Pick & { mode: ClaimMode }, lock));
       }
       const results = await Promise.all(attempts);
       claimed += results.filter((r) => r === 'claimed').length;
@@ -242,11 +258,11 @@ export class KindWorker<S extends z.ZodType> {
   }
 
   /** Claims a pick (with its key's lock) and starts running it. */
-  private async tryClaim(pick: Pick, lock: VersionedLock | undefined): Promise<'claimed' | 'conflict' | 'skipped'> {
+  private async tryClaim(pick: Pick & { mode: ClaimMode }, lock: VersionedLock | undefined): Promise<'claimed' | 'conflict' | 'skipped'> {
     const { protocol } = this.settings;
     const { candidate, mode } = pick;
-    if (mode === 'cancel' && !this.spec.onCancel) {
-      // Nothing to run: end it cancelled without a lease.
+    if (mode === 'cancel' && (!this.spec.onCancel || candidate.task.recurrence !== null)) {
+      // Nothing to run (a generator never ran, so it has nothing to clean up): end it cancelled.
       return (await protocol.finishCancelled(candidate)) ? 'skipped' : 'conflict';
     }
     if (!(await this.mayRetryExpired(candidate, mode))) return 'skipped';
@@ -281,7 +297,7 @@ export class KindWorker<S extends z.ZodType> {
     const now = Date.now();
     const ready: VersionedTask[] = [];
     for (const t of tasks) {
-      if (t.task.waitUntil.getTime() > now || t.task.cancelRequested) continue;
+      if (t.task.waitUntil.getTime() > now || t.task.cancelRequested || t.task.recurrence !== null) continue;
       if (await this.mayRetryExpired(t, 'run')) ready.push(t);
     }
     return ready;

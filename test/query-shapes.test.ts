@@ -92,6 +92,7 @@ describe('queries the library issues at run time', () => {
     await m.listByResourceKey(keyed, 'acct');
     await m.cancelByResourceKey(keyed, 'acct');
     await expect(m.cancel('never-created')).rejects.toThrow(/does not exist/);
+    await m.listOccurrences('job-1');
     expect([...issued].sort()).toEqual(Object.keys(QUERY_SHAPES).sort());
     for (const shape of issued) expect(missingIndex(QUERY_SHAPES[shape]), shape).toBeNull();
   });
