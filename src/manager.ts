@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import type { Firestore, Transaction, WriteBatch } from '@google-cloud/firestore';
 import type { z } from 'zod';
 import { TaskAdmin } from './admin.js';
-import { HandlerAlreadyRegisteredError, InvalidOptionsError, InvalidPayloadError, TaskNotFoundError } from './errors.js';
+import { HandlerAlreadyRegisteredError, InvalidIdError, InvalidOptionsError, InvalidPayloadError, TaskNotFoundError } from './errors.js';
 import type { GroupHandler, GroupHandlerOptions, HandlerOptions, HandlerSpec, TaskHandler } from './handlers.js';
 import { LeaseProtocol, newWorkerId } from './lease.js';
 import { defaultLogger, type OnceTaskLogger } from './logger.js';
@@ -10,11 +10,13 @@ import {
   assertDate,
   DEFAULT_GRACE_MS,
   DEFAULT_POLL_INTERVAL_MS,
+  DEFAULT_SWEEP_INTERVAL_MS,
   DEFAULT_RETENTION_MS,
   managerOptionsSchema,
   parseOptions,
   resolveHandlerOptions,
 } from './options.js';
+import type { OperationStats } from './op-stats.js';
 import { TaskStore, type TaskFields } from './store.js';
 import { prepareRecurrence, type RecurrenceOptions } from './recurrence.js';
 import { newTaskFields, OPEN_STATUSES, TASK_STATUSES, toTaskInfo, type TaskInfo, type TaskStatus } from './task-document.js';
@@ -35,11 +37,19 @@ export interface OnceTaskManagerOptions {
   /** How long terminal tasks are kept (`expireAt`, for the TTL policy). Default 30 days. */
   retentionMs?: number;
   /**
-   * Longest idle sleep of a worker between looks at the queue (tasks created in other processes
-   * are found at the latest after this; local creates, retries and scheduled times wake it
-   * sooner). Default 1000 ms.
+   * Whether idle workers listen (`onSnapshot`) to the head of their queue, so work created,
+   * retried or released in any process wakes them within milliseconds and an idle worker costs
+   * next to no reads. Default true. With false, idle workers poll every `pollIntervalMs`.
+   */
+  listen?: boolean;
+  /**
+   * Without a listener: the longest idle sleep between looks at the queue. With one: how often
+   * a worker re-checks while due tasks wait behind resource keys busy in other processes.
+   * Default 1000 ms.
    */
   pollIntervalMs?: number;
+  /** With a listener: the longest idle sleep, a safety sweep for anything missed. Default 5 minutes. */
+  sweepIntervalMs?: number;
   /** This process's identity in leases. Default `host:pid:random`. */
   workerId?: string;
 }
@@ -101,6 +111,9 @@ export interface ListPage {
   malformed: { docId: string; reason: string }[];
 }
 
+/** Longest ID of a recurring generator, so its occurrence IDs stay within 500 bytes. */
+const MAX_GENERATOR_ID_BYTES = 470;
+
 /** Wakes local workers of (collection, env, kind) when a task is created in this process. */
 const localWorkers = new Map<string, Set<{ wake(): void }>>();
 
@@ -120,6 +133,8 @@ export class OnceTaskManager {
   private readonly logger: OnceTaskLogger;
   private readonly retentionMs: number;
   private readonly pollIntervalMs: number;
+  private readonly sweepIntervalMs: number;
+  private readonly listen: boolean;
   private readonly workers = new Map<string, KindWorker<z.ZodType>>();
   private started = false;
 
@@ -135,6 +150,8 @@ export class OnceTaskManager {
     this.workerId = parsed.workerId ?? newWorkerId(hostname());
     this.retentionMs = parsed.retentionMs ?? DEFAULT_RETENTION_MS;
     this.pollIntervalMs = parsed.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+    this.sweepIntervalMs = parsed.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS;
+    this.listen = parsed.listen ?? true;
     this.logger = (logger ?? defaultLogger()).child({ env: this.env, workerId: this.workerId });
     this.store = new TaskStore(firestore, this.collection, this.env);
     this.admin = new TaskAdmin(this.store, this.retentionMs, (kind) => this.wakeLocal(kind));
@@ -200,6 +217,10 @@ export class OnceTaskManager {
     assertDate(waitUntil, 'waitUntil');
     const parsed = parsePayload(def, data);
     const { id, resourceKey } = identify(def, parsed);
+    if (recurrence !== undefined && Buffer.byteLength(id) > MAX_GENERATOR_ID_BYTES) {
+      // Occurrence IDs append `_occ_<ISO slot>` (29 bytes) and must stay valid IDs.
+      throw new InvalidIdError(`${def.kind}: a recurring task's id must be at most ${MAX_GENERATOR_ID_BYTES} bytes`);
+    }
     const schedule = recurrence === undefined ? undefined : prepareRecurrence(recurrence);
     const fields = newTaskFields({
       id,
@@ -260,6 +281,8 @@ export class OnceTaskManager {
         protocol: new LeaseProtocol(this.store, this.workerId, this.retentionMs),
         logger: this.logger,
         pollIntervalMs: this.pollIntervalMs,
+        sweepIntervalMs: this.sweepIntervalMs,
+        listen: this.listen,
         retentionMs: this.retentionMs,
       },
       def,
@@ -301,6 +324,11 @@ export class OnceTaskManager {
     for (const [kind, worker] of this.workers) localWorkers.get(this.wakeKey(kind))?.delete(worker);
     await Promise.all([...this.workers.values()].map((w) => w.stop(graceMs)));
     this.logger.info({}, 'oncetask: workers stopped');
+  }
+
+  /** Counts of the Firestore operations this manager caused (billed reads, writes, deletes). */
+  stats(): OperationStats {
+    return this.store.ops.snapshot();
   }
 
   // ---- reading --------------------------------------------------------------------------

@@ -13,8 +13,10 @@ import type { RetryPolicy } from './retry.js';
 export const DEFAULT_LEASE_MS = 10 * 60_000;
 /** Default retention of terminal tasks before the TTL policy may delete them. */
 export const DEFAULT_RETENTION_MS = 30 * 24 * 3600_000;
-/** Default longest idle sleep between looks at the queue. */
+/** Default idle poll interval without a listener, and re-check interval behind busy keys. */
 export const DEFAULT_POLL_INTERVAL_MS = 1000;
+/** Default safety sweep of a listening idle worker. */
+export const DEFAULT_SWEEP_INTERVAL_MS = 5 * 60_000;
 /** Default grace period of `stop()`: fits inside Cloud Run's 10 s between SIGTERM and SIGKILL. */
 export const DEFAULT_GRACE_MS = 5000;
 
@@ -29,6 +31,8 @@ export const managerOptionsSchema = z.object({
   collection: z.string().regex(COLLECTION_PATTERN, 'must be 1-100 letters, digits, "_", "-"').optional(),
   retentionMs: positiveMs.optional(),
   pollIntervalMs: z.number().finite().min(10).optional(),
+  sweepIntervalMs: z.number().finite().min(10).optional(),
+  listen: z.boolean().optional(),
   workerId: z.string().min(1).max(200).optional(),
 });
 

@@ -207,21 +207,29 @@ export function planSpawn(rec: StoredRecurrence, cursor: SeriesCursor, now: Date
   const instant = (wall: Date): Date => fromFloating(wall, rec.tzid);
   const spawn: Date[] = [];
   if (instant(current) > now) return { spawn, next: { cursor, at: instant(current) } }; // woken early: not due yet
+  // Two wall times can be one instant (a slot in a spring-forward gap and the hour after it):
+  // such a slot is one slot, spawned once.
+  const add = (wall: Date): void => {
+    const at = instant(wall);
+    if (at.getTime() !== spawn[spawn.length - 1]?.getTime()) spawn.push(at);
+  };
   let last: Date; // the newest slot dealt with
   if (rec.catchUp === 'all') {
     last = current;
-    if (!series.isExcluded(current)) spawn.push(instant(current));
+    if (!series.isExcluded(current)) add(current);
     for (let slot = series.after(current); slot && instant(slot) <= now && spawn.length < MAX_CATCH_UP; slot = series.after(slot)) {
-      spawn.push(instant(slot));
+      if (!series.isExcluded(slot)) add(slot);
       last = slot;
     }
   } else {
     const latest = series.latestUpTo(nowWall) ?? current;
     last = latest.getTime() < current.getTime() ? current : latest;
-    const onTime = last.getTime() === current.getTime();
-    if ((rec.catchUp === 'latest' || onTime) && !series.isExcluded(last) && instant(last) <= now) spawn.push(instant(last));
+    // `none` spawns only when the generator is not behind by more than this slot.
+    const onTime = instant(last).getTime() === instant(current).getTime();
+    if ((rec.catchUp === 'latest' || onTime) && !series.isExcluded(last) && instant(last) <= now) add(last);
   }
-  const next = series.after(last);
+  let next = series.after(last);
+  while (next && instant(next) <= instant(last)) next = series.after(next); // same instant as `last`
   return {
     spawn,
     next: next ? { cursor: { wall: formatWallTime(next), index: series.indexOf(next) }, at: instant(next) } : null,

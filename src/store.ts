@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type {
   CollectionReference,
   DocumentData,
@@ -6,12 +6,14 @@ import type {
   DocumentSnapshot,
   Firestore,
   Query,
+  QuerySnapshot,
   Timestamp,
   Transaction,
   WriteBatch,
 } from '@google-cloud/firestore';
 import pLimit from 'p-limit';
 import { MalformedTaskError } from './errors.js';
+import { OperationCounter } from './op-stats.js';
 import { keyLockSchema, type KeyLock } from './key-lock.js';
 import { QUERY_SHAPES, type QueryShape, type QueryShapeName } from './query-shapes.js';
 import { decodeStoredTask, type DecodeResult, type StoredTask, type TaskStatus } from './task-document.js';
@@ -24,6 +26,19 @@ import { decodeStoredTask, type DecodeResult, type StoredTask, type TaskStatus }
 
 /** gRPC status codes the store reacts to. */
 const GRPC = { NOT_FOUND: 5, ALREADY_EXISTS: 6, FAILED_PRECONDITION: 9 } as const;
+/**
+ * Codes after which a write may or may not have been applied (UNKNOWN, DEADLINE_EXCEEDED,
+ * UNAVAILABLE). The store then reads the document back and looks for the `rev` it wrote.
+ * (The emulator answers UNKNOWN to writes it did apply when a listener closes meanwhile.)
+ */
+const AMBIGUOUS = new Set([2, 4, 14]);
+/** How often an ambiguous write that turned out not applied is tried again. */
+const MAX_AMBIGUOUS_RETRIES = 3;
+
+/** A random revision stamped on every write, so an ambiguous outcome can be checked. */
+function newRev(): string {
+  return randomUUID();
+}
 
 function grpcCode(err: unknown): number | undefined {
   const code = (err as { code?: unknown } | null)?.code;
@@ -87,6 +102,8 @@ export function observeQueries(observer: ((shape: QueryShapeName) => void) | und
 export class TaskStore {
   readonly firestore: Firestore;
   readonly env: string;
+  /** Billed operations this store caused. */
+  readonly ops = new OperationCounter();
   private readonly collection: CollectionReference;
   private readonly locks: CollectionReference;
 
@@ -124,12 +141,29 @@ export class TaskStore {
 
   /** Creates the task unless its document exists; true when created. */
   async create(id: string, fields: TaskFields): Promise<boolean> {
-    try {
-      await this.ref(this.docId(id)).create(fields as DocumentData);
-      return true;
-    } catch (err) {
-      if (grpcCode(err) === GRPC.ALREADY_EXISTS) return false;
-      throw err;
+    const ref = this.ref(this.docId(id));
+    const rev = newRev();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await ref.create({ ...fields, rev });
+        this.ops.write();
+        return true;
+      } catch (err) {
+        const code = grpcCode(err);
+        if (code !== GRPC.ALREADY_EXISTS && !(AMBIGUOUS.has(code ?? -1) && attempt < MAX_AMBIGUOUS_RETRIES)) throw err;
+        // Exists: ours (an earlier, ambiguous attempt landed) or someone else's? Missing: try again.
+        const snap = await ref.get();
+        this.ops.read();
+        if (snap.exists) {
+          if (snap.get('rev') === rev) {
+            this.ops.write();
+            return true;
+          }
+          this.ops.refused();
+          return false;
+        }
+        if (code === GRPC.ALREADY_EXISTS) throw err;
+      }
     }
   }
 
@@ -137,8 +171,10 @@ export class TaskStore {
   async createInTransaction(tx: Transaction, id: string, fields: TaskFields): Promise<boolean> {
     const ref = this.ref(this.docId(id));
     const snap = await tx.get(ref);
+    this.ops.read();
     if (snap.exists) return false;
-    tx.create(ref, fields as DocumentData);
+    tx.create(ref, { ...fields, rev: newRev() });
+    this.ops.write();
     return true;
   }
 
@@ -149,20 +185,29 @@ export class TaskStore {
   async createInBatch(batch: WriteBatch, id: string, fields: TaskFields): Promise<boolean> {
     const ref = this.ref(this.docId(id));
     const snap = await ref.get();
+    this.ops.read();
     if (snap.exists) return false;
-    batch.create(ref, fields as DocumentData);
+    batch.create(ref, { ...fields, rev: newRev() });
+    this.ops.write();
     return true;
   }
 
   /** Creates many tasks with a BulkWriter; returns, per item, whether it was new. */
   async createMany(items: readonly { id: string; fields: TaskFields }[]): Promise<boolean[]> {
     const writer = this.firestore.bulkWriter();
-    const outcomes = items.map(({ id, fields }) =>
-      writer.create(this.ref(this.docId(id)), fields as DocumentData).then(
-        () => true,
+    const revs = items.map(() => newRev());
+    const unsure: number[] = [];
+    const outcomes = items.map(({ id, fields }, i) =>
+      writer.create(this.ref(this.docId(id)), { ...fields, rev: revs[i] }).then(
+        () => {
+          this.ops.write();
+          return true;
+        },
         (err: unknown) => {
-          if (grpcCode(err) === GRPC.ALREADY_EXISTS) return false;
-          throw err;
+          const code = grpcCode(err) ?? -1;
+          if (code !== GRPC.ALREADY_EXISTS && !AMBIGUOUS.has(code)) throw err;
+          unsure.push(i); // exists (maybe from our own retried write) or unknown: checked below
+          return false;
         },
       ),
     );
@@ -170,7 +215,20 @@ export class TaskStore {
     const settled = await Promise.allSettled([...outcomes, writer.close()]);
     const failure = settled.find((s) => s.status === 'rejected');
     if (failure && failure.status === 'rejected') throw failure.reason;
-    return settled.slice(0, items.length).map((s) => (s as PromiseFulfilledResult<boolean>).value);
+    const created = settled.slice(0, items.length).map((s) => (s as PromiseFulfilledResult<boolean>).value);
+    if (unsure.length > 0) {
+      const snaps = await this.firestore.getAll(...unsure.map((i) => this.ref(this.docId(items[i]!.id))));
+      this.ops.read(snaps.length);
+      for (const [k, i] of unsure.entries()) {
+        const snap = snaps[k]!;
+        if (!snap.exists) created[i] = await this.create(items[i]!.id, items[i]!.fields);
+        else if (snap.get('rev') === revs[i]) {
+          this.ops.write();
+          created[i] = true;
+        } else this.ops.refused();
+      }
+    }
+    return created;
   }
 
   // ---- reading --------------------------------------------------------------------------
@@ -178,6 +236,7 @@ export class TaskStore {
   /** Reads one task by document ID; `null` when absent. */
   async readDoc(docId: string): Promise<{ docId: string; decoded: DecodeResult; updateTime: Timestamp } | null> {
     const snap = await this.ref(docId).get();
+    this.ops.read();
     if (!snap.exists || !snap.updateTime) return null;
     return { docId, decoded: this.decode(snap.data()), updateTime: snap.updateTime };
   }
@@ -186,6 +245,7 @@ export class TaskStore {
   async getMany(ids: readonly string[]): Promise<(DecodeResult | null)[]> {
     if (ids.length === 0) return [];
     const snaps = await this.firestore.getAll(...ids.map((id) => this.ref(this.docId(id))));
+    this.ops.read(snaps.length);
     return snaps.map((snap) => (snap.exists ? this.decode(snap.data()) : null));
   }
 
@@ -196,6 +256,13 @@ export class TaskStore {
       return { ok: false, reason: `field "env": belongs to "${decoded.task.env}", not "${this.env}"` };
     }
     return decoded;
+  }
+
+  /** Runs a query, counting its billed reads. */
+  private async run(q: Query): Promise<QuerySnapshot> {
+    const snap = await q.get();
+    this.ops.query(snap.size);
+    return snap;
   }
 
   private query(shape: QueryShapeName, values: Record<string, unknown>, upTo?: unknown): Query {
@@ -224,16 +291,39 @@ export class TaskStore {
   ): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[]; next: ClaimCursor | null }> {
     let q = this.query('claimable', { env: this.env, kind, status: [...statuses] }, now);
     if (after) q = q.startAfter(after as unknown as DocumentSnapshot);
-    const snap = await q.limit(limit).get();
+    const snap = await this.run(q.limit(limit));
     const last = snap.docs[snap.docs.length - 1];
     return { ...this.split(snap.docs), next: snap.docs.length === limit && last ? (last as unknown as ClaimCursor) : null };
   }
 
   /** When the kind's next task comes due (a running one: when its lease expires); null if none. */
   async nextDueAt(kind: string, statuses: readonly TaskStatus[]): Promise<Date | null> {
-    const snap = await this.query('nextDue', { env: this.env, kind, status: [...statuses] }).limit(1).get();
+    const snap = await this.run(this.query('nextDue', { env: this.env, kind, status: [...statuses] }).limit(1));
     const decoded = snap.docs[0] ? this.decode(snap.docs[0].data()) : null;
     return decoded?.ok ? decoded.task.waitUntil : null;
+  }
+
+  /**
+   * Listens to the head of a kind's queue (the next task to come due, a running one's lease
+   * expiry included). Calls `onHead` with its due time (null: empty queue) on every change, and
+   * `onError` if the listener dies. Returns the unsubscribe function.
+   */
+  watchHead(kind: string, statuses: readonly TaskStatus[], onHead: (dueAt: Date | null) => void, onError: (err: Error) => void): () => void {
+    let first = true;
+    return this.query('nextDue', { env: this.env, kind, status: [...statuses] })
+      .limit(1)
+      .onSnapshot(
+        (snap) => {
+          // Billed: the initial result (at least one read), then each document entering or changing.
+          const changed = snap.docChanges().filter((c) => c.type !== 'removed').length;
+          this.ops.listener(first ? Math.max(1, snap.size) : changed);
+          first = false;
+          const head = snap.docs[0] ? this.decode(snap.docs[0].data()) : null;
+          // A malformed head: look now (the claim round reports and ends it).
+          onHead(head === null ? null : head.ok ? head.task.waitUntil : new Date(0));
+        },
+        onError,
+      );
   }
 
   /** One resource key's tasks in the given statuses, in queue order. */
@@ -243,15 +333,13 @@ export class TaskStore {
     statuses: readonly TaskStatus[],
     limit: number,
   ): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[] }> {
-    const snap = await this.query('keyQueue', { env: this.env, kind, resourceKey, status: [...statuses] })
-      .limit(limit)
-      .get();
+    const snap = await this.run(this.query('keyQueue', { env: this.env, kind, resourceKey, status: [...statuses] }).limit(limit));
     return this.split(snap.docs);
   }
 
   /** All of one resource key's tasks in queue order. */
   async listByResourceKey(kind: string, resourceKey: string, limit: number): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[] }> {
-    const snap = await this.query('listByResourceKey', { env: this.env, kind, resourceKey }).limit(limit).get();
+    const snap = await this.run(this.query('listByResourceKey', { env: this.env, kind, resourceKey }).limit(limit));
     return this.split(snap.docs);
   }
 
@@ -259,18 +347,19 @@ export class TaskStore {
   async existing(ids: readonly string[]): Promise<Set<string>> {
     if (ids.length === 0) return new Set();
     const snaps = await this.firestore.getAll(...ids.map((id) => this.ref(this.docId(id))));
+    this.ops.read(snaps.length);
     return new Set(ids.filter((_, i) => snaps[i]!.exists));
   }
 
   /** The occurrences a generator spawned, by slot. */
   async listOccurrences(generatorId: string, limit: number): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[] }> {
-    const snap = await this.query('occurrences', { env: this.env, generatorId }).limit(limit).get();
+    const snap = await this.run(this.query('occurrences', { env: this.env, generatorId }).limit(limit));
     return this.split(snap.docs);
   }
 
   /** Environments other than ours that hold a task with this ID (to explain a refusal). */
   async otherEnvironmentsOf(id: string): Promise<string[]> {
-    const snap = await this.query('byIdInAnyEnv', { id }).limit(10).get();
+    const snap = await this.run(this.query('byIdInAnyEnv', { id }).limit(10));
     const envs = snap.docs.map((d) => d.get('env') as unknown).filter((e): e is string => typeof e === 'string' && e !== this.env);
     return [...new Set(envs)];
   }
@@ -292,6 +381,7 @@ export class TaskStore {
     if (keys.length === 0) return result;
     const docIds = keys.map((key) => this.lockDocId(kind, key));
     const snaps = await this.firestore.getAll(...docIds.map((id) => this.lockRef(id)));
+    this.ops.read(snaps.length);
     snaps.forEach((snap, i) => {
       const parsed = snap.exists ? keyLockSchema.safeParse(snap.data()) : null;
       result.set(keys[i]!, {
@@ -306,6 +396,7 @@ export class TaskStore {
   /** Reads one lock. */
   async readLock(docId: string): Promise<{ lock: KeyLock | null; updateTime: Timestamp } | null> {
     const snap = await this.lockRef(docId).get();
+    this.ops.read();
     if (!snap.exists) return null;
     const parsed = keyLockSchema.safeParse(snap.data());
     return { lock: parsed.success ? parsed.data : null, updateTime: snap.updateTime! };
@@ -322,20 +413,36 @@ export class TaskStore {
 
   /** Like {@link commitConditional}, telling an existing create target (`exists`) from a changed document. */
   async commitConditionalDetailed(writes: readonly ConditionalWrite[]): Promise<Timestamp[] | 'conflict' | 'exists'> {
-    const batch = this.firestore.batch();
-    for (const w of writes) {
-      const ref = w.target === 'task' ? this.ref(w.docId) : this.lockRef(w.docId);
-      if (w.precondition === 'absent') batch.create(ref, w.fields as DocumentData);
-      else batch.update(ref, w.fields as DocumentData, { lastUpdateTime: w.precondition });
-    }
-    try {
-      const results = await batch.commit();
-      return results.map((r) => r.writeTime);
-    } catch (err) {
-      const code = grpcCode(err);
-      if (code === GRPC.ALREADY_EXISTS) return 'exists';
-      if (code === GRPC.FAILED_PRECONDITION || code === GRPC.NOT_FOUND) return 'conflict';
-      throw err;
+    const rev = newRev();
+    const refOf = (w: ConditionalWrite): DocumentReference => (w.target === 'task' ? this.ref(w.docId) : this.lockRef(w.docId));
+    for (let attempt = 0; ; attempt++) {
+      const batch = this.firestore.batch();
+      for (const w of writes) {
+        if (w.precondition === 'absent') batch.create(refOf(w), { ...w.fields, rev });
+        else batch.update(refOf(w), { ...w.fields, rev }, { lastUpdateTime: w.precondition });
+      }
+      try {
+        const results = await batch.commit();
+        this.ops.write(results.length);
+        return results.map((r) => r.writeTime);
+      } catch (err) {
+        const code = grpcCode(err);
+        if (code === GRPC.ALREADY_EXISTS || code === GRPC.FAILED_PRECONDITION || code === GRPC.NOT_FOUND) {
+          this.ops.refused();
+          return code === GRPC.ALREADY_EXISTS ? 'exists' : 'conflict';
+        }
+        if (!AMBIGUOUS.has(code ?? -1) || attempt >= MAX_AMBIGUOUS_RETRIES || writes.length === 0) throw err;
+        // The commit is atomic: the first document tells whether all of it landed.
+        const snap = await refOf(writes[0]!).get();
+        this.ops.read();
+        if (snap.exists && snap.get('rev') === rev) {
+          this.ops.write(writes.length);
+          return writes.map(() => snap.updateTime!);
+        }
+        const first = writes[0]!;
+        const unchanged = first.precondition === 'absent' ? !snap.exists : snap.exists && snap.updateTime!.isEqual(first.precondition);
+        if (!unchanged) return 'conflict';
+      }
     }
   }
 
@@ -347,7 +454,9 @@ export class TaskStore {
   /** Counts a kind's tasks in one status with an aggregation query (1 read per 1000 entries). */
   async countByStatus(kind: string, status: TaskStatus): Promise<number> {
     const snap = await this.query('countByStatus', { env: this.env, kind, status }).count().get();
-    return snap.data().count;
+    const { count } = snap.data();
+    this.ops.query(Math.ceil(count / 1000));
+    return count;
   }
 
   /** One page of tasks, newest first, after the `(createdAt, docId)` cursor if given. */
@@ -367,7 +476,7 @@ export class TaskStore {
             : 'listAll';
     let q = this.query(shape, { env: this.env, kind: filter.kind, status: filter.status });
     if (filter.after) q = q.startAfter(filter.after.createdAt, filter.after.docId);
-    const snap = await q.limit(filter.limit + 1).get();
+    const snap = await this.run(q.limit(filter.limit + 1));
     const docs = snap.docs.slice(0, filter.limit);
     return {
       items: docs.map((doc) => {
@@ -390,14 +499,29 @@ export class TaskStore {
   }
 
   private async conditionalUpdate(ref: DocumentReference, fields: TaskFields, updateTime: Timestamp): Promise<ConditionalWriteResult> {
-    try {
-      const result = await ref.update(fields as DocumentData, { lastUpdateTime: updateTime });
-      return { ok: true, updateTime: result.writeTime };
-    } catch (err) {
-      const code = grpcCode(err);
-      if (code === GRPC.FAILED_PRECONDITION) return { ok: false, reason: 'conflict' };
-      if (code === GRPC.NOT_FOUND) return { ok: false, reason: 'missing' };
-      throw err;
+    const rev = newRev();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const result = await ref.update({ ...fields, rev }, { lastUpdateTime: updateTime });
+        this.ops.write();
+        return { ok: true, updateTime: result.writeTime };
+      } catch (err) {
+        const code = grpcCode(err);
+        if (code === GRPC.FAILED_PRECONDITION || code === GRPC.NOT_FOUND) {
+          this.ops.refused();
+          return { ok: false, reason: code === GRPC.NOT_FOUND ? 'missing' : 'conflict' };
+        }
+        if (!AMBIGUOUS.has(code ?? -1) || attempt >= MAX_AMBIGUOUS_RETRIES) throw err;
+        const snap = await ref.get();
+        this.ops.read();
+        if (!snap.exists) return { ok: false, reason: 'missing' };
+        if (snap.get('rev') === rev) {
+          this.ops.write();
+          return { ok: true, updateTime: snap.updateTime! };
+        }
+        if (!snap.updateTime!.isEqual(updateTime)) return { ok: false, reason: 'conflict' };
+        // Not applied and nothing changed: try again.
+      }
     }
   }
 
@@ -425,12 +549,24 @@ export class TaskStore {
 
   /** Deletes a task; true when it existed. */
   async delete(id: string): Promise<boolean> {
-    try {
-      await this.ref(this.docId(id)).delete({ exists: true });
-      return true;
-    } catch (err) {
-      if (grpcCode(err) === GRPC.NOT_FOUND) return false;
-      throw err;
+    const ref = this.ref(this.docId(id));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await ref.delete({ exists: true });
+        this.ops.delete();
+        return true;
+      } catch (err) {
+        const code = grpcCode(err);
+        if (code === GRPC.NOT_FOUND) return false;
+        if (!AMBIGUOUS.has(code ?? -1) || attempt >= MAX_AMBIGUOUS_RETRIES) throw err;
+        // Gone now means our delete landed (or a concurrent one did: either way it existed).
+        const snap = await ref.get();
+        this.ops.read();
+        if (!snap.exists) {
+          this.ops.delete();
+          return true;
+        }
+      }
     }
   }
 

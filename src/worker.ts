@@ -6,6 +6,7 @@ import { isLockFree } from './key-lock.js';
 import type { ClaimMode, Lease, LeaseProtocol } from './lease.js';
 import type { OnceTaskLogger } from './logger.js';
 import { decideRetry } from './retry.js';
+import { QueueWatcher } from './queue-watcher.js';
 import { Spawner } from './spawner.js';
 import type { ClaimCursor, TaskStore, VersionedLock, VersionedTask } from './store.js';
 import { CLAIMABLE_STATUSES, type TaskStatus } from './task-document.js';
@@ -22,8 +23,12 @@ export interface WorkerSettings {
   store: TaskStore;
   protocol: LeaseProtocol;
   logger: OnceTaskLogger;
-  /** Longest sleep between looks at the queue when nothing is known to come due sooner. */
+  /** Wake up through a listener on the queue head instead of polling. */
+  listen: boolean;
+  /** Without a listener: longest idle sleep. With one: re-check interval while due tasks wait behind busy keys. */
   pollIntervalMs: number;
+  /** With a listener: longest idle sleep (a safety sweep for anything the listener missed). */
+  sweepIntervalMs: number;
   /** How long finished tasks are kept before TTL deletion. */
   retentionMs: number;
 }
@@ -43,6 +48,13 @@ const SHUTDOWN_WRITE_ALLOWANCE_MS = 2000;
 const MAX_REMEMBERED_MALFORMED = 10_000;
 /** Pages a claim round reads past busy resource keys before it gives up until the next look. */
 const MAX_PAGES_PER_ROUND = 10;
+/** How long a worker stays full before it detaches its queue listener. */
+const LISTENER_OFF_WHEN_FULL_MS = 10_000;
+/** Due candidates kept from a page for the next round are trusted this long. */
+const BUFFER_TTL_MS = 2000;
+/** Page size bounds of the due-task query. */
+const MIN_PAGE_SIZE = 8;
+const MAX_PAGE_SIZE = 64;
 /** Statuses a grouped claim takes from a key's queue (cancel requests are claimed one by one). */
 const GROUP_STATUSES: readonly TaskStatus[] = ['pending', 'running'];
 
@@ -60,6 +72,9 @@ export class KindWorker<S extends z.ZodType> {
   private readonly markingMalformed = new Set<string>();
   private readonly execution: Execution<S>;
   private readonly spawner: Spawner;
+  private readonly watcher: QueueWatcher;
+  /** Unclaimed due candidates of the last page. */
+  private buffer: { tasks: VersionedTask[]; at: number } | null = null;
   private stopping = false;
   /** When stopping, the time by which outcome writes give up (set once handlers are aborted). */
   private writeDeadline: number | null = null;
@@ -87,6 +102,7 @@ export class KindWorker<S extends z.ZodType> {
       wake: () => this.wake(),
     });
     this.spawner = new Spawner(settings.store, settings.retentionMs, this.log);
+    this.watcher = new QueueWatcher(settings.store, def.kind, () => this.wake(), this.log);
   }
 
   /** Whether this kind has an `onCancel` handler. */
@@ -155,35 +171,60 @@ export class KindWorker<S extends z.ZodType> {
   }
 
   private async runLoop(generation: number): Promise<void> {
+    const { pollIntervalMs, sweepIntervalMs, listen } = this.settings;
     let errorBackoff = MIN_ERROR_BACKOFF_MS;
     let spread = false;
+    let fullSince: number | null = null;
     while (!this.stopping && generation === this.generation) {
       const free = this.options.concurrency - this.running.size;
       if (free <= 0) {
-        await this.sleep(this.settings.pollIntervalMs);
+        // Full: wake-ups are useless until a run ends (which wakes the loop). After a while of
+        // being full, stop paying listener reads for a head that changes with every claim.
+        // (Not at once: attaching and detaching listeners in quick succession is itself costly,
+        // and makes the emulator fail writes.)
+        fullSince ??= Date.now();
+        if (Date.now() - fullSince >= LISTENER_OFF_WHEN_FULL_MS) this.watcher.stop();
+        await this.sleep(Math.min(sweepIntervalMs, LISTENER_OFF_WHEN_FULL_MS));
         continue;
       }
+      fullSince = null;
       try {
-        const { claimed, conflicts, nextDueAt } = await this.claimRound(free, spread);
+        const { claimed, conflicts, nextDueAt, blocked } = await this.claimRound(free, spread, !listen);
         errorBackoff = MIN_ERROR_BACKOFF_MS;
         spread = conflicts > 0;
         if (claimed > 0 || conflicts > 0) continue; // the queue moved: look again at once
+        // Idle. Listening: the listener wakes us when work comes due; poll only past busy keys
+        // (another process frees them without touching our queue's head) and sweep now and then.
+        if (listen) this.watcher.start();
+        const cap = blocked || !listen ? pollIntervalMs : sweepIntervalMs;
         const untilDue = nextDueAt === null ? Infinity : nextDueAt - Date.now();
-        await this.sleep(Math.min(this.settings.pollIntervalMs, untilDue));
+        await this.sleep(Math.min(cap, untilDue));
       } catch (err) {
         this.log.error({ err, retryInMs: errorBackoff }, 'oncetask: looking for tasks failed; backing off');
         await this.sleep(errorBackoff);
         errorBackoff = Math.min(MAX_ERROR_BACKOFF_MS, errorBackoff * 2);
       }
     }
+    this.watcher.stop();
+  }
+
+  /** Due candidates to try first: the rest of the last page (saves a query per claim). */
+  private takeBuffered(): VersionedTask[] {
+    const buffered = this.buffer;
+    this.buffer = null;
+    return buffered && Date.now() - buffered.at < BUFFER_TTL_MS ? buffered.tasks : [];
   }
 
   /**
    * One look at the queue: claims up to `free` due tasks, at most one claim per resource key,
-   * reading further pages while busy keys fill the page. When nothing is due it also finds
-   * when the next task comes due, so the loop can sleep until then.
+   * reading further pages while busy keys fill the page. With `findNextDue`, an idle round also
+   * asks when the next task comes due (without a listener that is the only way to know).
    */
-  private async claimRound(free: number, spread: boolean): Promise<{ claimed: number; conflicts: number; nextDueAt: number | null }> {
+  private async claimRound(
+    free: number,
+    spread: boolean,
+    findNextDue: boolean,
+  ): Promise<{ claimed: number; conflicts: number; nextDueAt: number | null; blocked: boolean }> {
     const { store } = this.settings;
     const seenKeys = new Set<string>();
     let claimed = 0;
@@ -191,14 +232,27 @@ export class KindWorker<S extends z.ZodType> {
     let sawDue = false;
     let busyUntil: number | null = null;
     let after: ClaimCursor | undefined;
-    for (let page = 0; page < MAX_PAGES_PER_ROUND && claimed < free && !this.stopping; page++) {
+    let buffered = this.takeBuffered();
+    for (let page = 0; page < MAX_PAGES_PER_ROUND && claimed < free && !this.stopping; ) {
       const now = Date.now();
-      const found = await store.findClaimable(this.def.kind, CLAIMABLE_STATUSES, new Date(now), (free - claimed) * 2 + 4, after);
-      for (const bad of found.malformed) void this.reportMalformed(bad.docId, bad.updateTime, bad.reason);
-      sawDue ||= found.tasks.length > 0 || found.malformed.length > 0;
+      let tasks: VersionedTask[];
+      let next: ClaimCursor | null = null;
+      const fromBuffer = buffered.length > 0;
+      if (fromBuffer) {
+        tasks = buffered;
+        buffered = [];
+      } else {
+        const limit = Math.min(MAX_PAGE_SIZE, Math.max(MIN_PAGE_SIZE, (free - claimed) * 2 + 4));
+        const found = await store.findClaimable(this.def.kind, CLAIMABLE_STATUSES, new Date(now), limit, after);
+        for (const bad of found.malformed) void this.reportMalformed(bad.docId, bad.updateTime, bad.reason);
+        sawDue ||= found.tasks.length > 0 || found.malformed.length > 0;
+        tasks = found.tasks;
+        next = found.next;
+        page++;
+      }
       const picks: Pick[] = [];
       let skippedBusy = false;
-      for (const candidate of found.tasks) {
+      for (const candidate of tasks) {
         if (this.isRunningHere(candidate.docId)) continue;
         const { task } = candidate;
         const cancel = task.status === 'cancelling' || task.cancelRequested;
@@ -219,16 +273,17 @@ export class KindWorker<S extends z.ZodType> {
       }
       // After a lost race, start at a random place so workers stop chasing the same documents.
       if (spread && picks.length > 1) picks.push(...picks.splice(0, Math.floor(Math.random() * picks.length)));
-      const keys = picks.filter((p) => p.mode !== 'spawn' && p.candidate.task.recurrence === null).map((p) => p.candidate.task.resourceKey).filter((k): k is string => k !== null);
+      const chosen = picks.slice(0, free - claimed);
+      this.buffer = { tasks: picks.slice(free - claimed).map((p) => p.candidate), at: now };
+      const keys = chosen.filter((p) => p.mode !== 'spawn').map((p) => p.candidate.task.resourceKey).filter((k): k is string => k !== null);
       const locks = await store.readLocks(this.def.kind, keys);
       const attempts: Promise<'claimed' | 'conflict' | 'skipped'>[] = [];
-      for (const pick of picks) {
-        if (claimed + attempts.length >= free) break;
+      for (const pick of chosen) {
         if (pick.mode === 'spawn') {
           attempts.push(this.spawner.spawn(pick.candidate).then((r) => (r === 'moved' ? 'skipped' : 'conflict')));
           continue;
         }
-        const key = pick.candidate.task.recurrence === null ? pick.candidate.task.resourceKey : null;
+        const key = pick.candidate.task.resourceKey;
         const lock = key === null ? undefined : locks.get(key);
         if (lock && !isLockFree(lock.lock, now)) {
           // Busy key: go on with the others; look again when its lease would expire at the latest.
@@ -239,17 +294,26 @@ export class KindWorker<S extends z.ZodType> {
         }
         attempts.push(this.tryClaim(pick as Pick & { mode: ClaimMode }, lock));
       }
-      const results = await Promise.all(attempts);
+      const results = await Promise.all(
+        attempts.map((attempt) =>
+          attempt.catch((err: unknown) => {
+            // One failed claim or spawn must not stop the others: log it and look again soon.
+            this.log.warn({ err }, 'oncetask: claim failed');
+            return 'conflict' as const;
+          }),
+        ),
+      );
       claimed += results.filter((r) => r === 'claimed').length;
       // A conflict (another worker won) or a task ended without a claim: the queue moved.
       conflicts += results.filter((r) => r !== 'claimed').length;
-      if (!found.next || !skippedBusy) break;
-      after = found.next;
+      if (fromBuffer) continue; // then query for the rest
+      if (next === null || !skippedBusy) break; // more pages only while busy keys fill them
+      after = next;
     }
-    if (claimed > 0 || conflicts > 0) return { claimed, conflicts, nextDueAt: null };
-    // Idle: nothing due (ask when something will be), or everything due is behind busy keys.
-    const nextDueAt = sawDue ? busyUntil : ((await store.nextDueAt(this.def.kind, CLAIMABLE_STATUSES))?.getTime() ?? null);
-    return { claimed, conflicts, nextDueAt };
+    if (claimed > 0 || conflicts > 0) return { claimed, conflicts, nextDueAt: null, blocked: false };
+    if (sawDue) return { claimed, conflicts, nextDueAt: busyUntil, blocked: true }; // all due work is behind busy keys
+    const nextDueAt = findNextDue ? ((await store.nextDueAt(this.def.kind, CLAIMABLE_STATUSES))?.getTime() ?? null) : null;
+    return { claimed, conflicts, nextDueAt, blocked: false };
   }
 
   private isRunningHere(docId: string): boolean {

@@ -130,6 +130,25 @@ describe('catch-up after downtime', () => {
   });
 });
 
+describe('an hourly rule across the spring-forward gap', () => {
+  // Berlin, 2026-03-29: 02:00 local does not exist; wall slots 02:00 and 03:00 are one instant (01:00Z).
+  const rule = { rrule: 'FREQ=HOURLY', dtstart: '2026-03-29T00:00', tzid: 'Europe/Berlin' };
+
+  it('spawns the shared instant once under "all"', () => {
+    const { recurrence, cursor } = prepareRecurrence({ ...rule, catchUp: 'all' });
+    const plan = planSpawn(recurrence, cursor, new Date('2026-03-29T01:30:00Z'));
+    expect(plan.spawn.map((d) => d.toISOString())).toEqual([iso('2026-03-28T23:00Z'), iso('2026-03-29T00:00Z'), iso('2026-03-29T01:00Z')]);
+    expect(plan.next!.at.toISOString()).toBe(iso('2026-03-29T02:00Z')); // 04:00 CEST
+  });
+
+  it('counts the gap slot and the hour after it as one slot under "none"', () => {
+    const { recurrence } = prepareRecurrence({ ...rule, catchUp: 'none' });
+    const plan = planSpawn(recurrence, { wall: '2026-03-29T02:00:00', index: 2 }, new Date('2026-03-29T01:00:05Z'));
+    expect(plan.spawn.map((d) => d.toISOString())).toEqual([iso('2026-03-29T01:00Z')]);
+    expect(plan.next!.cursor.wall).toBe('2026-03-29T04:00:00');
+  });
+});
+
 describe('validation', () => {
   const bad = (options: Partial<RecurrenceOptions>) => () => prepareRecurrence({ rrule: 'FREQ=DAILY', dtstart: '2026-01-01T00:00', ...options } as RecurrenceOptions);
 

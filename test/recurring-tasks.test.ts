@@ -51,6 +51,8 @@ describe('recurring tasks', () => {
     await expect(
       m.create(report, { account: 'x' }, { recurrence: { rrule: 'FREQ=DAILY', dtstart: new Date() }, waitUntil: new Date() }),
     ).rejects.toThrow(/not both/);
+    const longId = defineTask({ kind: 'report', schema: z.object({ n: z.number() }), id: () => 'x'.repeat(480) });
+    await expect(m.create(longId, { n: 1 }, { recurrence: { rrule: 'FREQ=DAILY', dtstart: new Date() } })).rejects.toThrow(/at most 470 bytes/);
     expect(await m.get('report:x')).toBeNull();
   });
 

@@ -12,20 +12,42 @@ const db = new Firestore({ projectId: 'demo-oncetask' });
 const manager = new OnceTaskManager({ firestore: db, pollIntervalMs: 50 });
 const ledger = db.collection(process.env.LEDGER ?? 'ledger');
 
+/** Ledger writes still in flight: SIGTERM waits for them before the process exits. */
+const pending = new Set<Promise<unknown>>();
+
+/** A ledger write that survives the emulator's ambiguous UNKNOWN answers (set() is idempotent). */
+function record(ref: FirebaseFirestore.DocumentReference, data: Record<string, unknown>): Promise<void> {
+  const attempt = async (): Promise<void> => {
+    for (let i = 0; ; i++) {
+      try {
+        await ref.set(data, { merge: true });
+        return;
+      } catch (err) {
+        if (i >= 3) throw err;
+      }
+    }
+  };
+  const p = attempt();
+  pending.add(p);
+  void p.finally(() => pending.delete(p));
+  return p;
+}
+
 const kind = process.env.KIND === 'keyed' ? keyedTask : jobTask;
 manager.handle(
   kind as typeof jobTask,
   async (task, ctx) => {
-    const entry = ledger.doc();
-    await entry.create({ taskId: task.id, key: task.resourceKey, pid: process.pid, attempt: ctx.attempt, start: Date.now() });
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, task.data.sleepMs);
+    // One ledger entry per attempt: a retried write cannot make a second one.
+    const entry = ledger.doc(`${task.id}#${ctx.attempt}#${process.pid}`);
+    await record(entry, { taskId: task.id, key: task.resourceKey, pid: process.pid, attempt: ctx.attempt, start: Date.now() });
+    const aborted = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), task.data.sleepMs);
       ctx.signal.addEventListener('abort', () => {
         clearTimeout(timer);
-        resolve();
+        resolve(true);
       });
     });
-    await entry.update({ end: Date.now(), aborted: ctx.signal.aborted });
+    await record(entry, { end: Date.now(), aborted });
     return { pid: process.pid };
   },
   { leaseMs: Number(process.env.LEASE_MS ?? 600_000), concurrency: Number(process.env.CONCURRENCY ?? 4) },
@@ -35,6 +57,7 @@ manager.start();
 process.on('SIGTERM', () => {
   void manager
     .stop({ graceMs: Number(process.env.GRACE_MS ?? 0) })
+    .then(() => Promise.allSettled([...pending]))
     .then(() => db.terminate())
     .then(() => process.exit(0));
 });
