@@ -39,9 +39,12 @@ describe('recurring tasks', () => {
       expect(s.generatorId).toBe('report:a1');
       expect(s.data).toEqual({ account: 'a1' });
     }
-    const occurrences = await m.listOccurrences(id);
+    const occurrences = await waitFor(async () => {
+      const list = await m.listOccurrences(id);
+      return list.every((o) => o.status === 'succeeded') ? list : undefined;
+    });
     expect(occurrences.map((o) => o.id)).toEqual(seen.map((s) => s.id).sort());
-    expect(occurrences.every((o) => o.status === 'succeeded' && o.occurrence?.generatorId === id)).toBe(true);
+    expect(occurrences.every((o) => o.occurrence?.generatorId === id)).toBe(true);
   });
 
   it('refuses an invalid recurrence, or one with waitUntil, and writes nothing', async () => {
