@@ -1,0 +1,124 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { QueueWatcher } from '../src/queue-watcher.js';
+import type { TaskStore } from '../src/store.js';
+import { defaultLogger } from '../src/logger.js';
+import { emulatorHost, useFirestore, waitFor } from './fixture.js';
+import { jobTask, makeManager, sleep } from './support.js';
+
+const db = useFirestore();
+const children = new Set<ChildProcess>();
+afterEach(() => {
+  for (const child of children) child.kill('SIGKILL');
+  children.clear();
+});
+
+/** A worker process that would poll only once a minute: anything faster is the listener. */
+async function listeningWorker(env: string, ledger: string): Promise<void> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/workers/worker-process.ts'], {
+    env: { ...process.env, FIRESTORE_EMULATOR_HOST: emulatorHost(), ONCE_TASK_ENV: env, LEDGER: ledger, POLL_MS: '60000', ONCE_TASK_LOG_LEVEL: 'silent' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.add(child);
+  await new Promise<void>((resolve) => child.stdout!.on('data', (c: Buffer) => c.toString().includes('ready') && resolve()));
+  await sleep(500); // let it go idle and attach its listener
+}
+
+const firstStart = async (ledger: string): Promise<number> =>
+  waitFor(async () => {
+    const [doc] = (await db.collection(ledger).get()).docs;
+    return doc?.get('start') as number | undefined;
+  }, { timeoutMs: 10_000, message: 'the worker started the task' });
+
+describe('wake-ups across processes', () => {
+  it('start a task created in another process within milliseconds, not at the next poll', async () => {
+    const producer = makeManager(db);
+    const ledger = `ledger-${producer.env}`;
+    await listeningWorker(producer.env, ledger);
+    await producer.get('warm-up');
+    await producer.create(jobTask, { n: 1 });
+    const created = Date.now();
+    expect((await firstStart(ledger)) - created).toBeLessThan(1500);
+  }, 30_000);
+
+  it('start a task scheduled from another process at its time', async () => {
+    const producer = makeManager(db);
+    const ledger = `ledger-${producer.env}`;
+    await listeningWorker(producer.env, ledger);
+    const waitUntil = new Date(Date.now() + 1500);
+    await producer.create(jobTask, { n: 1 }, { waitUntil });
+    const lateness = (await firstStart(ledger)) - waitUntil.getTime();
+    expect(lateness).toBeGreaterThanOrEqual(0);
+    expect(lateness).toBeLessThan(1000);
+  }, 30_000);
+});
+
+describe('operation accounting', () => {
+  it('counts the billed writes and reads of creating and running tasks', async () => {
+    const m = makeManager(db, { listen: false, pollIntervalMs: 60_000 });
+    await m.createMany(jobTask, [{ n: 1 }, { n: 2 }, { n: 3 }]);
+    expect(m.stats()).toMatchObject({ writes: 3, reads: 0 });
+    m.handle(jobTask, () => 'ok', { concurrency: 3 });
+    m.start();
+    await waitFor(async () => (await m.list({ limit: 5, status: 'succeeded' })).tasks.length === 3);
+    const stats = m.stats();
+    expect(stats.writes).toBe(3 + 3 + 3); // create, claim, outcome
+    expect(stats.queries).toBeGreaterThanOrEqual(1);
+    expect(stats.reads).toBeGreaterThanOrEqual(3 + 1); // the due query read each task once, the list query
+    expect(stats.listenerReads).toBe(0);
+  });
+
+  it('an idle listening worker costs next to no reads; a polling one pays per poll', async () => {
+    const listening = makeManager(db, { pollIntervalMs: 50 });
+    const polling = makeManager(db, { listen: false, pollIntervalMs: 50 });
+    for (const m of [listening, polling]) {
+      m.handle(jobTask, () => undefined);
+      m.start();
+    }
+    await sleep(1500);
+    expect(listening.stats().reads).toBeLessThanOrEqual(3); // one look, the listener's first answer
+    expect(listening.stats().listenerReads).toBeGreaterThanOrEqual(1);
+    expect(polling.stats().reads).toBeGreaterThanOrEqual(20);
+  });
+});
+
+describe('QueueWatcher', () => {
+  it('wakes at once for a due head, at the due time for a future one, and re-attaches after an error', async () => {
+    vi.useFakeTimers();
+    try {
+      let onHead: ((d: Date | null) => void) | undefined;
+      let onError: ((e: Error) => void) | undefined;
+      let subscriptions = 0;
+      const store = {
+        watchHead: (_k: string, _s: unknown, head: (d: Date | null) => void, err: (e: Error) => void) => {
+          subscriptions++;
+          onHead = head;
+          onError = err;
+          return () => undefined;
+        },
+      } as unknown as TaskStore;
+      const wake = vi.fn();
+      const logger = defaultLogger();
+      const watcher = new QueueWatcher(store, 'job', wake, logger);
+      watcher.start();
+      watcher.start(); // idempotent
+      expect(subscriptions).toBe(1);
+      onHead!(new Date(Date.now() - 1));
+      expect(wake).toHaveBeenCalledTimes(1);
+      onHead!(new Date(Date.now() + 5000));
+      vi.advanceTimersByTime(4999);
+      expect(wake).toHaveBeenCalledTimes(1);
+      vi.advanceTimersByTime(1);
+      expect(wake).toHaveBeenCalledTimes(2);
+      onError!(new Error('stream lost'));
+      expect(watcher.active).toBe(true); // re-attaching
+      vi.advanceTimersByTime(500);
+      expect(subscriptions).toBe(2);
+      expect(wake).toHaveBeenCalledTimes(3); // a look in case something came due meanwhile
+      watcher.stop();
+      expect(watcher.active).toBe(false);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
