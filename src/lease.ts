@@ -42,6 +42,8 @@ export interface HeldLock {
   readonly docId: string;
   updateTime: Timestamp;
   queue: Promise<unknown>;
+  /** Set once the lock was released (with the outcome, or after it). */
+  released: boolean;
 }
 
 /** A claim: one token over one or more tasks and, for a resource key, its lock. */
@@ -142,7 +144,7 @@ export class LeaseProtocol {
         lost: null,
         cancelRequested: h.task.cancelRequested,
       })),
-      lock: lock ? { docId: lock.docId, updateTime: versions[held.length]!, queue: Promise.resolve() } : null,
+      lock: lock ? { docId: lock.docId, updateTime: versions[held.length]!, queue: Promise.resolve(), released: false } : null,
     };
   }
 
@@ -212,7 +214,7 @@ export class LeaseProtocol {
 
   /** Records success with the handler's (already encoded) result. */
   async succeed(lease: Lease, held: HeldTask, result: unknown): Promise<void> {
-    await this.writeTask(lease, held, { ...this.terminalFields('succeeded', new Date()), result });
+    await this.writeOutcome(lease, held, { ...this.terminalFields('succeeded', new Date()), result });
   }
 
   /** Records a failed attempt: back to pending at `retryAt`, or failed for good. */
@@ -220,9 +222,9 @@ export class LeaseProtocol {
     const now = new Date();
     const failure = { errors: appendError(held.errors, errorRecord(err, held.attempt, now)), errorCount: held.errorCount + 1 };
     if ('final' in outcome) {
-      await this.writeTask(lease, held, { ...this.terminalFields('failed', now), ...failure });
+      await this.writeOutcome(lease, held, { ...this.terminalFields('failed', now), ...failure });
     } else {
-      await this.writeTask(lease, held, { status: 'pending', waitUntil: outcome.retryAt, lease: null, updatedAt: now, ...failure });
+      await this.writeOutcome(lease, held, { status: 'pending', waitUntil: outcome.retryAt, lease: null, updatedAt: now, ...failure });
     }
   }
 
@@ -230,7 +232,7 @@ export class LeaseProtocol {
   async cancelled(lease: Lease, held: HeldTask, err?: Error): Promise<void> {
     const now = new Date();
     const failure = err ? { errors: appendError(held.errors, errorRecord(err, held.attempt, now)), errorCount: held.errorCount + 1 } : {};
-    await this.writeTask(lease, held, { ...this.terminalFields('cancelled', now), ...failure });
+    await this.writeOutcome(lease, held, { ...this.terminalFields('cancelled', now), ...failure });
   }
 
   /**
@@ -240,25 +242,51 @@ export class LeaseProtocol {
   async toCancelling(lease: Lease, held: HeldTask, at: Date, err?: Error): Promise<void> {
     const now = new Date();
     const failure = err ? { errors: appendError(held.errors, errorRecord(err, held.attempt, now)), errorCount: held.errorCount + 1 } : {};
-    await this.writeTask(lease, held, { status: 'cancelling', waitUntil: at, lease: null, updatedAt: now, ...failure });
+    await this.writeOutcome(lease, held, { status: 'cancelling', waitUntil: at, lease: null, updatedAt: now, ...failure });
   }
 
   /** Hands a task back, due now, without counting the attempt (used on shutdown). */
   async release(lease: Lease, held: HeldTask): Promise<void> {
     const now = new Date();
     const counter = held.mode === 'run' ? { status: 'pending', attempts: held.attempt - 1 } : { status: 'cancelling', cancelAttempts: held.attempt - 1 };
-    await this.writeTask(lease, held, { ...counter, waitUntil: now, lease: null, updatedAt: now });
+    await this.writeOutcome(lease, held, { ...counter, waitUntil: now, lease: null, updatedAt: now });
   }
 
   /** Frees the key lock (if still ours; a lock taken over is left alone). */
   async releaseLock(lease: Lease): Promise<void> {
-    if (!lease.lock) return;
-    const now = new Date();
+    if (!lease.lock || lease.lock.released) return;
     try {
-      await this.writeLock(lease, { holder: null, updatedAt: now, expireAt: new Date(now.getTime() + this.retentionMs) });
+      await this.writeLock(lease, this.lockReleaseFields(new Date()));
+      lease.lock.released = true;
     } catch (err) {
       if (!(err instanceof LeaseLostError)) throw err;
     }
+  }
+
+  private lockReleaseFields(now: Date): TaskFields {
+    return { holder: null, updatedAt: now, expireAt: new Date(now.getTime() + this.retentionMs) };
+  }
+
+  /**
+   * An outcome write. For a single task holding a key lock, the outcome and the lock release
+   * go in one atomic commit (one round trip instead of two); if either document changed since
+   * our last write, it falls back to the fenced write, and the lock is released after.
+   */
+  private async writeOutcome(lease: Lease, held: HeldTask, fields: TaskFields): Promise<void> {
+    const { lock } = lease;
+    if (lock && !lock.released && lease.tasks.length === 1 && !held.lost) {
+      const versions = await this.store.commitConditional([
+        { target: 'task', docId: held.docId, fields, precondition: held.updateTime },
+        { target: 'lock', docId: lock.docId, fields: this.lockReleaseFields(new Date()), precondition: lock.updateTime },
+      ]);
+      if (versions) {
+        held.updateTime = versions[0]!;
+        lock.updateTime = versions[1]!;
+        lock.released = true;
+        return;
+      }
+    }
+    await this.writeTask(lease, held, fields);
   }
 
   private terminalFields(status: 'succeeded' | 'failed' | 'cancelled', now: Date): TaskFields {

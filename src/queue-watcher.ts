@@ -1,5 +1,5 @@
 import type { OnceTaskLogger } from './logger.js';
-import type { TaskStore } from './store.js';
+import type { TaskStore, VersionedTask } from './store.js';
 import { CLAIMABLE_STATUSES } from './task-document.js';
 
 /**
@@ -17,7 +17,8 @@ export class QueueWatcher {
   constructor(
     private readonly store: TaskStore,
     private readonly kind: string,
-    private readonly wake: () => void,
+    /** Called when the worker should look at the queue; with the due head task when known. */
+    private readonly wake: (dueHead?: VersionedTask) => void,
     private readonly log: OnceTaskLogger,
   ) {}
 
@@ -32,7 +33,7 @@ export class QueueWatcher {
     this.unsubscribe = this.store.watchHead(
       this.kind,
       CLAIMABLE_STATUSES,
-      (dueAt) => this.onHead(dueAt),
+      (dueAt, head) => this.onHead(dueAt, head),
       (err) => this.onError(err),
     );
   }
@@ -47,14 +48,15 @@ export class QueueWatcher {
     this.retryTimer = undefined;
   }
 
-  private onHead(dueAt: Date | null): void {
+  private onHead(dueAt: Date | null, head: VersionedTask | null): void {
     this.backoffMs = MIN_BACKOFF_MS;
     clearTimeout(this.dueTimer);
     if (dueAt === null) return;
     const inMs = dueAt.getTime() - Date.now();
-    if (inMs <= 0) this.wake();
+    // Due now: hand the head over, so the worker can claim it without querying first.
+    if (inMs <= 0) this.wake(head ?? undefined);
     // setTimeout caps at ~24.8 days; a later head re-arms when the listener fires again.
-    else this.dueTimer = setTimeout(this.wake, Math.min(inMs, MAX_TIMER_MS));
+    else this.dueTimer = setTimeout(() => this.wake(head ?? undefined), Math.min(inMs, MAX_TIMER_MS));
   }
 
   private onError(err: Error): void {

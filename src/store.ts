@@ -305,10 +305,16 @@ export class TaskStore {
 
   /**
    * Listens to the head of a kind's queue (the next task to come due, a running one's lease
-   * expiry included). Calls `onHead` with its due time (null: empty queue) on every change, and
+   * expiry included). Calls `onHead` on every change with its due time (null: empty queue) and
+   * the task itself (null if malformed: then due now, so a claim round reports it), and
    * `onError` if the listener dies. Returns the unsubscribe function.
    */
-  watchHead(kind: string, statuses: readonly TaskStatus[], onHead: (dueAt: Date | null) => void, onError: (err: Error) => void): () => void {
+  watchHead(
+    kind: string,
+    statuses: readonly TaskStatus[],
+    onHead: (dueAt: Date | null, head: VersionedTask | null) => void,
+    onError: (err: Error) => void,
+  ): () => void {
     let first = true;
     return this.query('nextDue', { env: this.env, kind, status: [...statuses] })
       .limit(1)
@@ -318,9 +324,11 @@ export class TaskStore {
           const changed = snap.docChanges().filter((c) => c.type !== 'removed').length;
           this.ops.listener(first ? Math.max(1, snap.size) : changed);
           first = false;
-          const head = snap.docs[0] ? this.decode(snap.docs[0].data()) : null;
-          // A malformed head: look now (the claim round reports and ends it).
-          onHead(head === null ? null : head.ok ? head.task.waitUntil : new Date(0));
+          const doc = snap.docs[0];
+          const head = doc ? this.decode(doc.data()) : null;
+          if (!doc || head === null) onHead(null, null);
+          else if (!head.ok) onHead(new Date(0), null);
+          else onHead(head.task.waitUntil, { docId: doc.id, task: head.task, updateTime: doc.updateTime });
         },
         onError,
       );

@@ -50,11 +50,18 @@ const MAX_REMEMBERED_MALFORMED = 10_000;
 const MAX_PAGES_PER_ROUND = 10;
 /** How long a worker stays full before it detaches its queue listener. */
 const LISTENER_OFF_WHEN_FULL_MS = 10_000;
-/** Due candidates kept from a page for the next round are trusted this long. */
-const BUFFER_TTL_MS = 2000;
-/** Page size bounds of the due-task query. */
+/** Due candidates kept from a page for later rounds are tried for this long (claims are conditional: stale ones just lose). */
+const BUFFER_TTL_MS = 30_000;
+/** Page size of the due-task query: from free slots (at most MAX_BASE_PAGE), growing to MAX_PAGE_SIZE while queries are slow. */
 const MIN_PAGE_SIZE = 8;
-const MAX_PAGE_SIZE = 64;
+const MAX_BASE_PAGE = 64;
+const MAX_PAGE_SIZE = 1000;
+const SLOW_QUERY_MS = 100;
+const FAST_QUERY_MS = 25;
+/** Most lock versions a worker remembers. */
+const MAX_CACHED_LOCKS = 10_000;
+/** How often a busy worker also looks for expired leases and cancel requests (the pending queue is the hot path). */
+const OTHER_STATUSES_INTERVAL_MS = 5000;
 /** Statuses a grouped claim takes from a key's queue (cancel requests are claimed one by one). */
 const GROUP_STATUSES: readonly TaskStatus[] = ['pending', 'running'];
 
@@ -75,6 +82,12 @@ export class KindWorker<S extends z.ZodType> {
   private readonly watcher: QueueWatcher;
   /** Unclaimed due candidates of the last page. */
   private buffer: { tasks: VersionedTask[]; at: number } | null = null;
+  /** Current page size of the due-task query (adapts to query latency). */
+  private pageSize = MIN_PAGE_SIZE;
+  /** When expired leases and cancel requests were last looked for. */
+  private othersCheckedAt = 0;
+  /** Versions of key locks this worker released last. */
+  private readonly lockCache = new Map<string, VersionedLock>();
   private stopping = false;
   /** When stopping, the time by which outcome writes give up (set once handlers are aborted). */
   private writeDeadline: number | null = null;
@@ -102,7 +115,7 @@ export class KindWorker<S extends z.ZodType> {
       wake: () => this.wake(),
     });
     this.spawner = new Spawner(settings.store, settings.retentionMs, this.log);
-    this.watcher = new QueueWatcher(settings.store, def.kind, () => this.wake(), this.log);
+    this.watcher = new QueueWatcher(settings.store, def.kind, (head) => this.wake(head), this.log);
   }
 
   /** Whether this kind has an `onCancel` handler. */
@@ -118,8 +131,15 @@ export class KindWorker<S extends z.ZodType> {
     this.loop = this.runLoop(++this.generation);
   }
 
-  /** Makes a sleeping loop look at the queue now (e.g. a task was created in this process). */
-  wake(): void {
+  /**
+   * Makes a sleeping loop look at the queue now (e.g. a task was created in this process).
+   * A due task handed over (from the queue listener) is tried first, without a query.
+   */
+  wake(dueHead?: VersionedTask): void {
+    if (dueHead) {
+      const rest = this.buffer && Date.now() - this.buffer.at < BUFFER_TTL_MS ? this.buffer.tasks.filter((t) => t.docId !== dueHead.docId) : [];
+      this.buffer = { tasks: [dueHead, ...rest], at: Date.now() };
+    }
     if (this.wakeWaiter) this.wakeWaiter();
     else this.wokenEarly = true;
   }
@@ -208,11 +228,37 @@ export class KindWorker<S extends z.ZodType> {
     this.watcher.stop();
   }
 
-  /** Due candidates to try first: the rest of the last page (saves a query per claim). */
+  /** Due candidates to try first: the rest of the last page, or a head the listener handed over. */
   private takeBuffered(): VersionedTask[] {
     const buffered = this.buffer;
     this.buffer = null;
     return buffered && Date.now() - buffered.at < BUFFER_TTL_MS ? buffered.tasks : [];
+  }
+
+  /**
+   * The next page of due candidates. Pending tasks are the hot path (one equality on status);
+   * running tasks with expired leases and cancelling tasks are looked for every few seconds,
+   * and whenever the pending queue runs short. The page grows while queries are slow compared
+   * with claims (a large backlog on the emulator), so one query feeds many claims.
+   */
+  private async nextPage(free: number, after: ClaimCursor | undefined): Promise<{ tasks: VersionedTask[]; next: ClaimCursor | null }> {
+    const { store } = this.settings;
+    const limit = Math.max(Math.min(MAX_BASE_PAGE, Math.max(MIN_PAGE_SIZE, free * 2 + 4)), this.pageSize);
+    const started = Date.now();
+    const found = await store.findClaimable(this.def.kind, ['pending'], new Date(started), limit, after);
+    const took = Date.now() - started;
+    this.pageSize = took > SLOW_QUERY_MS ? Math.min(MAX_PAGE_SIZE, this.pageSize * 2) : took < FAST_QUERY_MS ? Math.max(MIN_PAGE_SIZE, this.pageSize / 2) : this.pageSize;
+    let { tasks, malformed } = found;
+    if (after === undefined && (found.tasks.length < limit || started - this.othersCheckedAt >= OTHER_STATUSES_INTERVAL_MS)) {
+      this.othersCheckedAt = started;
+      const others = await store.findClaimable(this.def.kind, ['running', 'cancelling'], new Date(started), limit);
+      tasks = [...others.tasks, ...tasks].sort(
+        (a, b) => a.task.waitUntil.getTime() - b.task.waitUntil.getTime() || a.task.seq - b.task.seq,
+      );
+      malformed = [...malformed, ...others.malformed];
+    }
+    for (const bad of malformed) void this.reportMalformed(bad.docId, bad.updateTime, bad.reason);
+    return { tasks, next: found.next };
   }
 
   /**
@@ -235,19 +281,15 @@ export class KindWorker<S extends z.ZodType> {
     let buffered = this.takeBuffered();
     for (let page = 0; page < MAX_PAGES_PER_ROUND && claimed < free && !this.stopping; ) {
       const now = Date.now();
+      const fromBuffer = buffered.length > 0;
       let tasks: VersionedTask[];
       let next: ClaimCursor | null = null;
-      const fromBuffer = buffered.length > 0;
       if (fromBuffer) {
         tasks = buffered;
         buffered = [];
       } else {
-        const limit = Math.min(MAX_PAGE_SIZE, Math.max(MIN_PAGE_SIZE, (free - claimed) * 2 + 4));
-        const found = await store.findClaimable(this.def.kind, CLAIMABLE_STATUSES, new Date(now), limit, after);
-        for (const bad of found.malformed) void this.reportMalformed(bad.docId, bad.updateTime, bad.reason);
-        sawDue ||= found.tasks.length > 0 || found.malformed.length > 0;
-        tasks = found.tasks;
-        next = found.next;
+        ({ tasks, next } = await this.nextPage(free - claimed, after));
+        sawDue ||= tasks.length > 0;
         page++;
       }
       const picks: Pick[] = [];
@@ -274,9 +316,11 @@ export class KindWorker<S extends z.ZodType> {
       // After a lost race, start at a random place so workers stop chasing the same documents.
       if (spread && picks.length > 1) picks.push(...picks.splice(0, Math.floor(Math.random() * picks.length)));
       const chosen = picks.slice(0, free - claimed);
-      this.buffer = { tasks: picks.slice(free - claimed).map((p) => p.candidate), at: now };
+      // Keep the rest for the next round (same-key candidates included: their key may be free by then).
+      const keep = [...picks.slice(free - claimed).map((p) => p.candidate), ...tasks.filter((t) => t.task.resourceKey !== null && !picks.some((p) => p.candidate === t))];
+      this.buffer = keep.length > 0 ? { tasks: keep, at: fromBuffer ? (this.buffer?.at ?? now) : now } : null;
       const keys = chosen.filter((p) => p.mode !== 'spawn').map((p) => p.candidate.task.resourceKey).filter((k): k is string => k !== null);
-      const locks = await store.readLocks(this.def.kind, keys);
+      const locks = await this.locksFor(keys);
       const attempts: Promise<'claimed' | 'conflict' | 'skipped'>[] = [];
       for (const pick of chosen) {
         if (pick.mode === 'spawn') {
@@ -303,9 +347,13 @@ export class KindWorker<S extends z.ZodType> {
           }),
         ),
       );
-      claimed += results.filter((r) => r === 'claimed').length;
+      const won = results.filter((r) => r === 'claimed').length;
+      const lost = results.filter((r) => r === 'conflict').length;
+      claimed += won;
       // A conflict (another worker won) or a task ended without a claim: the queue moved.
-      conflicts += results.filter((r) => r !== 'claimed').length;
+      conflicts += results.length - won;
+      // Mostly lost races on old candidates: the buffer is stale, query afresh.
+      if (fromBuffer && lost > won) this.buffer = null;
       if (fromBuffer) continue; // then query for the rest
       if (next === null || !skippedBusy) break; // more pages only while busy keys fill them
       after = next;
@@ -314,6 +362,36 @@ export class KindWorker<S extends z.ZodType> {
     if (sawDue) return { claimed, conflicts, nextDueAt: busyUntil, blocked: true }; // all due work is behind busy keys
     const nextDueAt = findNextDue ? ((await store.nextDueAt(this.def.kind, CLAIMABLE_STATUSES))?.getTime() ?? null) : null;
     return { claimed, conflicts, nextDueAt, blocked: false };
+  }
+
+  /**
+   * The locks of these keys: from the cache for keys this worker itself released last (no read
+   * needed; if someone changed the lock since, the claim simply fails and the entry is dropped),
+   * read from Firestore for the others.
+   */
+  private async locksFor(keys: readonly string[]): Promise<Map<string, VersionedLock>> {
+    const result = new Map<string, VersionedLock>();
+    const unknown: string[] = [];
+    for (const key of keys) {
+      const cached = this.lockCache.get(key);
+      if (cached) result.set(key, cached);
+      else unknown.push(key);
+    }
+    for (const [key, lock] of await this.settings.store.readLocks(this.def.kind, unknown)) result.set(key, lock);
+    return result;
+  }
+
+  /** Remembers the version of a lock this worker just released. */
+  private rememberReleasedLock(lease: Lease, key: string): void {
+    const lock = lease.lock;
+    if (!lock?.released) return;
+    if (this.lockCache.size >= MAX_CACHED_LOCKS) this.lockCache.clear();
+    const now = new Date();
+    this.lockCache.set(key, {
+      docId: lock.docId,
+      updateTime: lock.updateTime,
+      lock: { env: this.settings.store.env, kind: this.def.kind, resourceKey: key, holder: null, updatedAt: now, expireAt: null },
+    });
   }
 
   private isRunningHere(docId: string): boolean {
@@ -336,6 +414,7 @@ export class KindWorker<S extends z.ZodType> {
       candidates = await this.groupCandidates(key);
       if (candidates.length === 0) return 'skipped';
     }
+    if (key !== null) this.lockCache.delete(key); // held now; known again once released
     const lease = await protocol.claim(candidates, {
       leaseMs: this.options.leaseMs,
       mode,
@@ -350,6 +429,7 @@ export class KindWorker<S extends z.ZodType> {
     this.running.set(id, run);
     run.done = this.execution.run(lease, controller).finally(() => {
       this.running.delete(id);
+      if (key !== null) this.rememberReleasedLock(lease, key);
       this.wake();
     });
     return 'claimed';

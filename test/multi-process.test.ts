@@ -77,6 +77,7 @@ describe('several worker processes', () => {
     const worker = await startWorker(producer.env, ledger, { GRACE_MS: '100' });
     await producer.create(jobTask, { n: 1, sleepMs: 60_000 });
     await waitFor(async () => (await producer.get('job-1'))?.status === 'running');
+    await waitFor(async () => (await readLedger(ledger)).length === 1, { message: 'the handler started' });
     worker.kill('SIGTERM');
     const [code] = (await once(worker, 'exit')) as [number | null];
     expect(code).toBe(0);

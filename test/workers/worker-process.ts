@@ -41,6 +41,7 @@ manager.handle(
     const entry = ledger.doc(`${task.id}#${ctx.attempt}#${process.pid}`);
     await record(entry, { taskId: task.id, key: task.resourceKey, pid: process.pid, attempt: ctx.attempt, start: Date.now() });
     const aborted = await new Promise<boolean>((resolve) => {
+      if (ctx.signal.aborted) return resolve(true);
       const timer = setTimeout(() => resolve(false), task.data.sleepMs);
       ctx.signal.addEventListener('abort', () => {
         clearTimeout(timer);

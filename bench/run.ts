@@ -1,0 +1,262 @@
+/**
+ * `npm run bench`: the library against the simplest raw-SDK loop on the same emulator, in the
+ * same run, plus wake-up latency, scheduled lateness, idle cost and a 50,000-task backlog.
+ * Prints a table and, as its last line, one JSON object with the figures.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { Firestore } from '@google-cloud/firestore';
+import { OnceTaskManager, type OperationStats } from '../src/index.js';
+import { startEmulator } from '../scripts/emulator.js';
+import { newTaskFields } from '../src/task-document.js';
+import { benchTask, keyedBenchTask } from './tasks.js';
+
+process.env.ONCE_TASK_LOG_LEVEL ??= 'warn';
+const PROJECT = 'demo-oncetask-bench';
+const N = Number(process.env.BENCH_TASKS ?? 2000);
+const CONCURRENCY = 16;
+const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 50_000);
+const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
+const WAKE_SAMPLES = 100;
+
+const now = (): number => performance.timeOrigin + performance.now();
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const run = randomBytes(3).toString('hex');
+const quantile = (xs: number[], q: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
+};
+const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
+
+const emulator = await startEmulator();
+process.env.FIRESTORE_EMULATOR_HOST = emulator.host;
+const db = new Firestore({ projectId: PROJECT });
+const rows: [string, string, string][] = [];
+const row = (what: string, value: string, baseline = ''): void => {
+  rows.push([what, value, baseline]);
+  console.log(`  ${what.padEnd(52)} ${value.padStart(14)}   ${baseline}`);
+};
+
+/**
+ * A manager on a fresh environment in a collection of its own: the emulator's queries scan the
+ * whole collection (production uses indexes), so phases must not share one.
+ */
+const manager = (name: string): OnceTaskManager =>
+  new OnceTaskManager({ firestore: db, env: `${name}-${run}`, collection: `bench_${name}_${run}` });
+const sumOps = (s: OperationStats): number => s.reads + s.writes + s.deletes;
+
+/** The baseline: query due documents, claim each with a precondition update, mark done. */
+async function baseline(count: number): Promise<{ perSec: number; createPerSec: number; opsPerTask: number }> {
+  const col = db.collection(`bench_raw_${run}`);
+  let ops = 0;
+  const t0 = now();
+  const writer = db.bulkWriter();
+  for (let i = 0; i < count; i++) void writer.create(col.doc(`r${i}`), { n: i, status: 'pending', waitUntil: new Date() });
+  await writer.close();
+  ops += count;
+  const createPerSec = count / ((now() - t0) / 1000);
+  const t1 = now();
+  let done = 0;
+  for (;;) {
+    const snap = await col.where('status', '==', 'pending').where('waitUntil', '<=', new Date()).orderBy('waitUntil').limit(CONCURRENCY).get();
+    ops += Math.max(1, snap.size);
+    if (snap.empty) break;
+    await Promise.all(
+      snap.docs.map(async (doc) => {
+        try {
+          const claimed = await doc.ref.update({ status: 'running' }, { lastUpdateTime: doc.updateTime });
+          await doc.ref.update({ status: 'done' }, { lastUpdateTime: claimed.writeTime });
+          ops += 2;
+          done++;
+        } catch {
+          // lost a race: another loop has it
+        }
+      }),
+    );
+  }
+  return { perSec: done / ((now() - t1) / 1000), createPerSec, opsPerTask: ops / count };
+}
+
+/** The library: createMany, then one worker (this process) with a no-op handler. */
+async function library(count: number, keys: number): Promise<{ perSec: number; createPerSec: number; opsPerTask: number }> {
+  const m = manager(keys ? 'keyed' : 'plain');
+  const def = (keys ? keyedBenchTask : benchTask) as unknown as typeof benchTask; // both take { n, key }
+  const data = Array.from({ length: count }, (_, n) => ({ n, key: `key-${n % Math.max(1, keys)}` }));
+  const t0 = now();
+  await m.createMany(def, data);
+  const createPerSec = count / ((now() - t0) / 1000);
+  let done = 0;
+  let finished: () => void = () => undefined;
+  const allDone = new Promise<void>((resolve) => (finished = resolve));
+  m.handle(def, () => {
+    if (++done === count) finished();
+  }, { concurrency: CONCURRENCY });
+  const t1 = now();
+  m.start();
+  await allDone;
+  // The last outcome writes land right after the last handler returns; an observer (its own
+  // counters) waits for them so the worker's operation counts stay the worker's own.
+  const observer = new OnceTaskManager({ firestore: db, env: m.env, collection: m.collection });
+  while ((await observer.list({ limit: 1, kind: def, status: 'running' })).tasks.length > 0) await sleep(5);
+  const seconds = (now() - t1) / 1000;
+  const stats = m.stats();
+  await m.stop({ graceMs: 5000 });
+  return { perSec: count / seconds, createPerSec, opsPerTask: sumOps(stats) / count };
+}
+
+/** createMany against a raw BulkWriter loop, alternating, best of two each. */
+async function creates(count: number): Promise<{ lib: number; raw: number }> {
+  let lib = 0;
+  let raw = 0;
+  for (let round = 0; round < 2; round++) {
+    const col = db.collection(`bench_create_${run}_${round}`);
+    let t = now();
+    const writer = db.bulkWriter();
+    // The same documents the library writes, so only the library's own work differs.
+    for (let i = 0; i < count; i++) {
+      void writer.create(col.doc(`c${i}`), newTaskFields({ id: `t${i}`, kind: 'bench', env: 'raw', data: { n: i }, resourceKey: null, waitUntil: new Date() }));
+    }
+    await writer.close();
+    raw = Math.max(raw, count / ((now() - t) / 1000));
+    const m = manager(`create${round}`);
+    t = now();
+    await m.createMany(benchTask, Array.from({ length: count }, (_, n) => ({ n })));
+    lib = Math.max(lib, count / ((now() - t) / 1000));
+  }
+  return { lib, raw };
+}
+
+/** A listening worker in a child process; resolves once it is idle. */
+async function childWorker(env: string): Promise<{ child: ChildProcess; starts: Map<string, number>; stats(): Promise<OperationStats> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/worker.ts'], {
+    env: { ...process.env, ONCE_TASK_ENV: env, BENCH_PROJECT: PROJECT },
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+  });
+  const starts = new Map<string, number>();
+  let ready: () => void = () => undefined;
+  const isReady = new Promise<void>((resolve) => (ready = resolve));
+  let buffer = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString();
+    const lines = buffer.split('\n');
+    buffer = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line === 'ready') ready();
+      const m = /^start (\S+) ([\d.]+)$/.exec(line);
+      if (m) starts.set(m[1]!, Number(m[2]));
+    }
+  });
+  await isReady;
+  await sleep(1000); // first look done, listener attached
+  const stats = (): Promise<OperationStats> =>
+    new Promise((resolve) => {
+      child.once('message', (msg) => resolve((msg as { stats: OperationStats }).stats));
+      child.send('stats');
+    });
+  return { child, starts, stats };
+}
+
+const waitForStart = async (starts: Map<string, number>, id: string, timeoutMs = 10_000): Promise<number> => {
+  const deadline = Date.now() + timeoutMs;
+  while (!starts.has(id)) {
+    if (Date.now() > deadline) throw new Error(`task ${id} did not start within ${timeoutMs} ms`);
+    await sleep(1);
+  }
+  return starts.get(id)!;
+};
+
+async function wakeAndSchedule(): Promise<{ wake: number[]; lateness: number[] }> {
+  const env = `wake-${run}`;
+  const worker = await childWorker(env);
+  const producer = new OnceTaskManager({ firestore: db, env });
+  const wake: number[] = [];
+  for (let i = 0; i < WAKE_SAMPLES; i++) {
+    await producer.create(benchTask, { n: i });
+    const created = now();
+    wake.push((await waitForStart(worker.starts, `t${i}`)) - created);
+    await sleep(20);
+  }
+  const lateness: number[] = [];
+  const scheduled = Array.from({ length: 20 }, (_, i) => ({ n: 1000 + i, at: new Date(Date.now() + 500 + i * 150) }));
+  for (const s of scheduled) await producer.create(benchTask, { n: s.n }, { waitUntil: s.at });
+  for (const s of scheduled) lateness.push((await waitForStart(worker.starts, `t${s.n}`)) - s.at.getTime());
+  worker.child.kill('SIGTERM');
+  return { wake, lateness };
+}
+
+async function idleCost(): Promise<number> {
+  const worker = await childWorker(`idle-${run}`);
+  const before = await worker.stats();
+  await sleep(IDLE_SECONDS * 1000);
+  const after = await worker.stats();
+  worker.child.kill('SIGTERM');
+  return ((after.reads - before.reads) * 3600) / IDLE_SECONDS;
+}
+
+/** Claim rate over the first `measure` tasks with `pending` tasks waiting. */
+async function backlogRate(pending: number, measure: number): Promise<number> {
+  const m = manager(`backlog${pending}`);
+  for (let from = 0; from < pending; from += 5000) {
+    await m.createMany(benchTask, Array.from({ length: Math.min(5000, pending - from) }, (_, i) => ({ n: from + i })));
+  }
+  let done = 0;
+  let t1 = 0;
+  let reached: () => void = () => undefined;
+  const measured = new Promise<void>((resolve) => (reached = resolve));
+  m.handle(benchTask, () => {
+    if (++done === measure) {
+      t1 = now();
+      reached();
+    }
+  }, { concurrency: CONCURRENCY });
+  const t0 = now();
+  m.start();
+  await measured;
+  await m.stop({ graceMs: 2000 });
+  return measure / ((t1 - t0) / 1000);
+}
+
+console.log(`oncetask bench: ${N} tasks, concurrency ${CONCURRENCY}, emulator ${emulator.host}`);
+console.log(`  ${'measure'.padEnd(52)} ${'library'.padStart(14)}   baseline`);
+const base = await baseline(N);
+const lib = await library(N, 0);
+row('claim + complete throughput (tasks/s)', lib.perSec.toFixed(0), `raw SDK loop: ${base.perSec.toFixed(0)}`);
+const keyed = await library(N, 100);
+row('  same, over 100 resource keys (tasks/s)', keyed.perSec.toFixed(0), `unkeyed library: ${lib.perSec.toFixed(0)}`);
+const created = await creates(N);
+row('createMany (tasks/s)', created.lib.toFixed(0), `raw BulkWriter: ${created.raw.toFixed(0)}`);
+row('billed ops per task (create + claim + outcome + reads)', lib.opsPerTask.toFixed(2), `raw SDK loop: ${base.opsPerTask.toFixed(2)}`);
+const { wake, lateness } = await wakeAndSchedule();
+row('cross-process wake latency p50 / p99 (ms)', `${quantile(wake, 0.5).toFixed(1)} / ${quantile(wake, 0.99).toFixed(1)}`, '1-minute poll in the Go original');
+row('scheduled pick-up lateness p50 (ms)', quantile(lateness, 0.5).toFixed(1), `p99 ${quantile(lateness, 0.99).toFixed(1)}`);
+const idle = await idleCost();
+row('idle reads per worker process per hour', idle.toFixed(0), `1 s poll: 3600+`);
+const small = await backlogRate(1000, 1000);
+const big = await backlogRate(BACKLOG, 1000);
+row(`claim rate with ${BACKLOG} pending (tasks/s)`, big.toFixed(0), `with 1000 pending: ${small.toFixed(0)}`);
+
+const result = {
+  tasks: N,
+  concurrency: CONCURRENCY,
+  baselinePerSec: round(base.perSec, 1),
+  libraryPerSec: round(lib.perSec, 1),
+  ratio: round(lib.perSec / base.perSec),
+  keyedPerSec: round(keyed.perSec, 1),
+  keyedRatio: round(keyed.perSec / lib.perSec),
+  createPerSec: round(created.lib, 1),
+  rawCreatePerSec: round(created.raw, 1),
+  createRatio: round(created.lib / created.raw),
+  wakeP50Ms: round(quantile(wake, 0.5), 1),
+  wakeP99Ms: round(quantile(wake, 0.99), 1),
+  scheduledLatenessP50Ms: round(quantile(lateness, 0.5), 1),
+  opsPerTask: round(lib.opsPerTask),
+  baselineOpsPerTask: round(base.opsPerTask),
+  idleReadsPerWorkerHour: round(idle, 0),
+  backlogPerSec: round(big, 1),
+  smallBacklogPerSec: round(small, 1),
+  backlogRatio: round(big / small),
+};
+await db.terminate();
+await emulator.stop();
+console.log(JSON.stringify(result));
+process.exit(0);
