@@ -216,6 +216,15 @@ async function backlogRate(pending: number, measure: number): Promise<number> {
   return measure / ((t1 - t0) / 1000);
 }
 
+const ONLY = process.env.BENCH_ONLY; // e.g. "backlog": run that measurement alone
+if (ONLY === 'backlog') {
+  const small = await backlogRate(1000, 1000);
+  const big = await backlogRate(BACKLOG, 1000);
+  console.log(JSON.stringify({ backlogPerSec: round(big, 1), smallBacklogPerSec: round(small, 1), backlogRatio: round(big / small) }));
+  await db.terminate();
+  await emulator.stop();
+  process.exit(0);
+}
 console.log(`oncetask bench: ${N} tasks, concurrency ${CONCURRENCY}, emulator ${emulator.host}`);
 console.log(`  ${'measure'.padEnd(52)} ${'library'.padStart(14)}   baseline`);
 const base = await baseline(N);

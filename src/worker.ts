@@ -84,8 +84,10 @@ export class KindWorker<S extends z.ZodType> {
   private buffer: { tasks: VersionedTask[]; at: number } | null = null;
   /** Current page size of the due-task query (adapts to query latency). */
   private pageSize = MIN_PAGE_SIZE;
-  /** When expired leases and cancel requests were last looked for. */
-  private othersCheckedAt = 0;
+  /** When expired leases and cancel requests were last looked for (a short queue triggers it at once). */
+  private othersCheckedAt = Date.now();
+  /** How often they are looked for while the pending queue is long: at least every 5 s, less when queries are slow. */
+  private othersInterval = OTHER_STATUSES_INTERVAL_MS;
   /** Versions of key locks this worker released last. */
   private readonly lockCache = new Map<string, VersionedLock>();
   private stopping = false;
@@ -247,9 +249,12 @@ export class KindWorker<S extends z.ZodType> {
     const started = Date.now();
     const found = await store.findClaimable(this.def.kind, ['pending'], new Date(started), limit, after);
     const took = Date.now() - started;
-    this.pageSize = took > SLOW_QUERY_MS ? Math.min(MAX_PAGE_SIZE, this.pageSize * 2) : took < FAST_QUERY_MS ? Math.max(MIN_PAGE_SIZE, this.pageSize / 2) : this.pageSize;
+    // A slow query (a large backlog on a scanning backend) makes the next page as large as allowed
+    // at once; fast ones shrink it back, so idle and light loads read no more than they claim.
+    this.pageSize = took > SLOW_QUERY_MS ? MAX_PAGE_SIZE : took < FAST_QUERY_MS ? Math.max(MIN_PAGE_SIZE, this.pageSize / 2) : this.pageSize;
+    this.othersInterval = Math.max(OTHER_STATUSES_INTERVAL_MS, took * 20);
     let { tasks, malformed } = found;
-    if (after === undefined && (found.tasks.length < limit || started - this.othersCheckedAt >= OTHER_STATUSES_INTERVAL_MS)) {
+    if (after === undefined && (found.tasks.length < limit || started - this.othersCheckedAt >= this.othersInterval)) {
       this.othersCheckedAt = started;
       const others = await store.findClaimable(this.def.kind, ['running', 'cancelling'], new Date(started), limit);
       tasks = [...others.tasks, ...tasks].sort(
