@@ -30,6 +30,14 @@ export interface EmulatorHandle {
 }
 
 export interface StartEmulatorOptions {
+  /** Start a new emulator even if FIRESTORE_EMULATOR_HOST names one (fault tests need their own). */
+  fresh?: boolean;
+  /** Port to bind (default: a free one). */
+  port?: number;
+  /** Directory the emulator exports its data to when it shuts down. */
+  exportOnExit?: string;
+  /** An export's `*.overall_export_metadata` file to load at start. */
+  importData?: string;
   /**
    * Receives progress messages, and every line the emulator prints prefixed
    * with `> ` (so callers can filter the emulator's chatter).
@@ -45,7 +53,7 @@ const INSTALL_HINT =
 
 export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<EmulatorHandle> {
   const log = opts.log ?? (() => {});
-  const existing = process.env.FIRESTORE_EMULATOR_HOST;
+  const existing = opts.fresh ? undefined : process.env.FIRESTORE_EMULATOR_HOST;
   if (existing) {
     // Someone (CI, a developer, an outer test run) already runs one: use it,
     // and never stop what we did not start.
@@ -58,12 +66,15 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Em
 
   if (!onPath('gcloud')) throw new Error(INSTALL_HINT);
 
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const host = `127.0.0.1:${port}`;
   const startedAt = Date.now();
   log(`starting Firestore emulator on ${host}`);
 
-  const child = spawn('gcloud', ['emulators', 'firestore', 'start', `--host-port=${host}`], {
+  const args = ['emulators', 'firestore', 'start', `--host-port=${host}`];
+  if (opts.exportOnExit) args.push(`--export-on-exit=${opts.exportOnExit}`);
+  if (opts.importData) args.push(`--import-data=${opts.importData}`);
+  const child = spawn('gcloud', args, {
     // Own process group, so that one signal reaches the wrapper, the shell and the JVM.
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],

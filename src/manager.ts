@@ -253,7 +253,7 @@ export class OnceTaskManager {
     handler: TaskHandler<z.output<S>, R>,
     options: HandlerOptions<z.output<S>> = {},
   ): void {
-    this.register(def, { mode: 'single', handler: handler as TaskHandler<z.output<S>>, onCancel: options.onCancel }, options, 'handle');
+    this.register(def, { mode: 'single', handler: handler as TaskHandler<z.output<S>>, onCancel: options?.onCancel }, options, 'handle');
   }
 
   /**
@@ -266,7 +266,7 @@ export class OnceTaskManager {
     handler: GroupHandler<z.output<S>>,
     options: GroupHandlerOptions<z.output<S>> = {},
   ): void {
-    this.register(def, { mode: 'group', handler, onCancel: options.onCancel }, options, 'handleGroup');
+    this.register(def, { mode: 'group', handler, onCancel: options?.onCancel }, options, 'handleGroup');
   }
 
   private register<S extends z.ZodType>(def: TaskDefinition<S>, spec: HandlerSpec<z.output<S>>, options: unknown, method: string): void {

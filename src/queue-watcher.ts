@@ -1,5 +1,5 @@
 import type { OnceTaskLogger } from './logger.js';
-import type { TaskStore, VersionedTask } from './store.js';
+import type { MalformedDocument, TaskStore, VersionedTask } from './store.js';
 import { CLAIMABLE_STATUSES } from './task-document.js';
 
 /**
@@ -20,6 +20,8 @@ export class QueueWatcher {
     /** Called when the worker should look at the queue; with the due head task when known. */
     private readonly wake: (dueHead?: VersionedTask) => void,
     private readonly log: OnceTaskLogger,
+    /** Called with a malformed document at the head of the queue. */
+    private readonly onMalformed: (doc: MalformedDocument) => void = () => undefined,
   ) {}
 
   /** Whether a listener is attached (or about to be re-attached). */
@@ -33,7 +35,10 @@ export class QueueWatcher {
     this.unsubscribe = this.store.watchHead(
       this.kind,
       CLAIMABLE_STATUSES,
-      (dueAt, head) => this.onHead(dueAt, head),
+      (dueAt, head, malformed) => {
+        if (malformed) this.onMalformed(malformed);
+        this.onHead(dueAt, head);
+      },
       (err) => this.onError(err),
     );
   }

@@ -306,13 +306,14 @@ export class TaskStore {
   /**
    * Listens to the head of a kind's queue (the next task to come due, a running one's lease
    * expiry included). Calls `onHead` on every change with its due time (null: empty queue) and
-   * the task itself (null if malformed: then due now, so a claim round reports it), and
+   * the task itself, or the document apart if it is malformed (a bad due time, say, which no
+   * claim query would ever return), and
    * `onError` if the listener dies. Returns the unsubscribe function.
    */
   watchHead(
     kind: string,
     statuses: readonly TaskStatus[],
-    onHead: (dueAt: Date | null, head: VersionedTask | null) => void,
+    onHead: (dueAt: Date | null, head: VersionedTask | null, malformed: MalformedDocument | null) => void,
     onError: (err: Error) => void,
   ): () => void {
     let first = true;
@@ -326,9 +327,9 @@ export class TaskStore {
           first = false;
           const doc = snap.docs[0];
           const head = doc ? this.decode(doc.data()) : null;
-          if (!doc || head === null) onHead(null, null);
-          else if (!head.ok) onHead(new Date(0), null);
-          else onHead(head.task.waitUntil, { docId: doc.id, task: head.task, updateTime: doc.updateTime });
+          if (!doc || head === null) onHead(null, null, null);
+          else if (!head.ok) onHead(null, null, { docId: doc.id, reason: head.reason, updateTime: doc.updateTime });
+          else onHead(head.task.waitUntil, { docId: doc.id, task: head.task, updateTime: doc.updateTime }, null);
         },
         onError,
       );

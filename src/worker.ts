@@ -117,7 +117,9 @@ export class KindWorker<S extends z.ZodType> {
       wake: () => this.wake(),
     });
     this.spawner = new Spawner(settings.store, settings.retentionMs, this.log);
-    this.watcher = new QueueWatcher(settings.store, def.kind, (head) => this.wake(head), this.log);
+    this.watcher = new QueueWatcher(settings.store, def.kind, (head) => this.wake(head), this.log, (bad) =>
+      void this.reportMalformed(bad.docId, bad.updateTime, bad.reason),
+    );
   }
 
   /** Whether this kind has an `onCancel` handler. */

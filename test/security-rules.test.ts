@@ -18,7 +18,7 @@ beforeAll(async () => {
     firestore: { rules: readFileSync('firestore.rules', 'utf8'), host: host!, port: Number(port) },
   });
   await env.withSecurityRulesDisabled(async (ctx) => {
-    const db = ctx.firestore();
+    const db = ctx.firestore() as unknown as ClientFirestore;
     await setDoc(doc(db, 'onceTasks/t1'), { id: 't1', env: 'default', kind: 'k', status: 'pending' });
     await setDoc(doc(db, 'onceTasks_keys/l1'), { env: 'default', kind: 'k', resourceKey: 'a', holder: null });
     await setDoc(doc(db, 'elsewhere/x'), { ok: true });
@@ -30,8 +30,9 @@ afterAll(async () => {
 });
 
 const clients: [string, () => ClientFirestore][] = [
-  ['signed-out', () => env.unauthenticatedContext().firestore()],
-  ['signed-in', () => env.authenticatedContext('alice', { email: 'alice@example.com' }).firestore()],
+  // The contexts hand out the compat type; the modular functions take it as a Firestore.
+  ['signed-out', () => env.unauthenticatedContext().firestore() as unknown as ClientFirestore],
+  ['signed-in', () => env.authenticatedContext('alice', { email: 'alice@example.com' }).firestore() as unknown as ClientFirestore],
 ];
 
 describe.each(clients)('a %s client SDK user', (_who, client) => {
@@ -54,7 +55,7 @@ describe.each(clients)('a %s client SDK user', (_who, client) => {
 describe('the rules harness', () => {
   it('does let the rules-disabled admin context read the seeded task (so the denials above are the rules)', async () => {
     await env.withSecurityRulesDisabled(async (ctx) => {
-      await assertSucceeds(getDoc(doc(ctx.firestore(), 'onceTasks/t1')));
+      await assertSucceeds(getDoc(doc(ctx.firestore() as unknown as ClientFirestore, 'onceTasks/t1')));
     });
   });
 });
