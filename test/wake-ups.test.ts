@@ -61,6 +61,9 @@ describe('operation accounting', () => {
     m.handle(jobTask, () => 'ok', { concurrency: 3 });
     m.start();
     await waitFor(async () => (await m.list({ limit: 5, status: 'succeeded' })).tasks.length === 3);
+    // (The counters move when a write's answer arrives, a moment after others can see it.)
+    await waitFor(() => m.stats().writes >= 9 || undefined, { timeoutMs: 2000 });
+    await sleep(100);
     const stats = m.stats();
     expect(stats.writes).toBe(3 + 3 + 3); // create, claim, outcome
     expect(stats.queries).toBeGreaterThanOrEqual(1);
