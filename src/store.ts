@@ -27,11 +27,12 @@ import { decodeStoredTask, type DecodeResult, type StoredTask, type TaskStatus }
 /** gRPC status codes the store reacts to. */
 const GRPC = { NOT_FOUND: 5, ALREADY_EXISTS: 6, FAILED_PRECONDITION: 9 } as const;
 /**
- * Codes after which a write may or may not have been applied (UNKNOWN, DEADLINE_EXCEEDED,
- * UNAVAILABLE). The store then reads the document back and looks for the `rev` it wrote.
- * (The emulator answers UNKNOWN to writes it did apply when a listener closes meanwhile.)
+ * Codes after which a write may or may not have been applied (CANCELLED, UNKNOWN,
+ * DEADLINE_EXCEEDED, UNAVAILABLE). The store then reads the document back and looks for the
+ * `rev` it wrote. (The emulator answers UNKNOWN or CANCELLED to writes it did apply when a
+ * listener closes meanwhile.)
  */
-const AMBIGUOUS = new Set([2, 4, 14]);
+const AMBIGUOUS = new Set([1, 2, 4, 14]);
 /** How often an ambiguous write that turned out not applied is tried again. */
 const MAX_AMBIGUOUS_RETRIES = 3;
 

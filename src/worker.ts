@@ -84,8 +84,12 @@ export class KindWorker<S extends z.ZodType> {
   private buffer: { tasks: VersionedTask[]; at: number } | null = null;
   /** Current page size of the due-task query (adapts to query latency). */
   private pageSize = MIN_PAGE_SIZE;
-  /** When expired leases and cancel requests were last looked for (a short queue triggers it at once). */
-  private othersCheckedAt = Date.now();
+  /**
+   * When expired leases and cancel requests were last looked for. A new worker looks a second
+   * after it starts (a worker that replaces a crashed one has its leases to recover), or at once
+   * when the pending queue is short.
+   */
+  private othersCheckedAt = Date.now() - OTHER_STATUSES_INTERVAL_MS + 1000;
   /** How often they are looked for while the pending queue is long: at least every 5 s, less when queries are slow. */
   private othersInterval = OTHER_STATUSES_INTERVAL_MS;
   /** Versions of key locks this worker released last. */

@@ -1,0 +1,13 @@
+import { Firestore } from '@google-cloud/firestore';
+import { execSync } from 'node:child_process';
+const port = execSync("ps aux | grep 'host-port=127.0.0.1' | grep -v 8911 | grep -v grep | grep -o 'host-port=[0-9.:]*' | head -1").toString().trim().split('=')[1];
+const db = new Firestore({ projectId: 'demo-oncetask-chaos', host: port, ssl: false });
+const led = (await db.listCollections()).find((c) => c.id.startsWith('ledger'))!;
+const recent = await led.where('start', '>=', Date.now() - 30_000).get();
+const byPid: Record<string, number> = {};
+for (const d of recent.docs) byPid[d.get('pid')] = (byPid[d.get('pid')] ?? 0) + 1;
+console.log('recent starts by pid', byPid);
+const noEnd = recent.docs.filter((d) => d.get('end') === undefined).length;
+console.log('recent without end', noEnd, 'of', recent.size);
+const t = Date.now(); await db.collection('onceTasks').where('status', '==', 'pending').where('waitUntil', '<=', new Date()).orderBy('waitUntil').orderBy('seq').limit(8).get(); console.log('pending query ms', Date.now() - t);
+await db.terminate();
