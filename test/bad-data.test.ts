@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineTask, OnceTaskError, type OnceTaskLogger } from '../src/index.js';
 import { useFirestore, waitFor } from './fixture.js';
-import { jobTask, makeManager, sleep } from './support.js';
+import { jobTask, makeManager, sleep, TEST_COLLECTION } from './support.js';
 
 const db = useFirestore();
 
@@ -23,7 +23,7 @@ describe('malformed documents injected while workers run', () => {
     const ran: string[] = [];
     m.handle(jobTask, (task) => void ran.push(task.id), { concurrency: 4 });
     m.start();
-    const col = db.collection('onceTasks');
+    const col = db.collection(TEST_COLLECTION);
     const now = new Date();
     const valid = (id: string) => ({
       id, kind: 'job', env: m.env, status: 'pending', data: { n: 1 }, resourceKey: null, waitUntil: new Date(0),
@@ -113,6 +113,6 @@ describe('invalid input to every public method', () => {
       }
     }
     expect(untyped).toEqual([]);
-    expect((await db.collection('onceTasks').where('env', '==', m.env).get()).size).toBe(0);
+    expect((await db.collection(TEST_COLLECTION).where('env', '==', m.env).get()).size).toBe(0);
   });
 });

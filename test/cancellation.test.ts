@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fixedDelay, type TaskContext } from '../src/index.js';
 import { emulatorHost, useFirestore, waitFor } from './fixture.js';
-import { jobTask, makeManager, sleep } from './support.js';
+import { jobTask, makeManager, sleep, TEST_COLLECTION } from './support.js';
 import { keyedTask } from './tasks.js';
 
 const db = useFirestore();
@@ -172,7 +172,7 @@ describe('cancel across processes', () => {
     const m = makeManager(db);
     const ledger = `ledger-${m.env}`;
     const child = spawn(process.execPath, ['--import', 'tsx', 'test/workers/worker-process.ts'], {
-      env: { ...process.env, FIRESTORE_EMULATOR_HOST: emulatorHost(), ONCE_TASK_ENV: m.env, LEDGER: ledger, LEASE_MS: '900', ONCE_TASK_LOG_LEVEL: 'silent' },
+      env: { ...process.env, FIRESTORE_EMULATOR_HOST: emulatorHost(), ONCE_TASK_ENV: m.env, LEDGER: ledger, LEASE_MS: '900', ONCE_TASK_LOG_LEVEL: 'silent', ONCE_TASK_COLLECTION: TEST_COLLECTION },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     children.add(child);

@@ -4,7 +4,7 @@ import { LeaseProtocol } from '../src/lease.js';
 import { TaskStore } from '../src/store.js';
 import { CLAIMABLE_STATUSES } from '../src/task-document.js';
 import { useFirestore, waitFor } from './fixture.js';
-import { jobTask, makeManager, sleep } from './support.js';
+import { jobTask, makeManager, sleep, TEST_COLLECTION } from './support.js';
 
 const db = useFirestore();
 const DAY = 86_400_000;
@@ -13,9 +13,9 @@ const DAY = 86_400_000;
 async function setup(n = 1) {
   const m = makeManager(db);
   await m.createMany(jobTask, Array.from({ length: n }, (_, i) => ({ n: i + 1 })));
-  const store = new TaskStore(db, 'onceTasks', m.env);
+  const store = new TaskStore(db, TEST_COLLECTION, m.env);
   const candidates = async () => (await store.findClaimable('job', CLAIMABLE_STATUSES, new Date(), 10)).tasks;
-  const raw = async (id = 'job-1') => (await db.collection('onceTasks').doc(store.docId(id)).get()).data()!;
+  const raw = async (id = 'job-1') => (await db.collection(TEST_COLLECTION).doc(store.docId(id)).get()).data()!;
   return { m, store, candidates, raw, a: new LeaseProtocol(store, 'worker-a', DAY), b: new LeaseProtocol(store, 'worker-b', DAY) };
 }
 
@@ -75,7 +75,7 @@ describe('fencing', () => {
   it('lets the lease holder write after someone changed an unrelated field', async () => {
     const { store, candidates, a, raw } = await setup();
     const lease = await a.claim([(await candidates())[0]!], { leaseMs: 60_000, mode: 'run' });
-    await db.collection('onceTasks').doc(store.docId('job-1')).update({ note: 'touched by an admin' });
+    await db.collection(TEST_COLLECTION).doc(store.docId('job-1')).update({ note: 'touched by an admin' });
     await a.succeed(lease!, lease!.tasks[0]!, 42);
     expect(await raw()).toMatchObject({ status: 'succeeded', result: 42, note: 'touched by an admin' });
   });

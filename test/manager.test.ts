@@ -11,12 +11,12 @@ import {
   UnencodableValueError,
 } from '../src/index.js';
 import { uniqueEnv, useFirestore, waitFor } from './fixture.js';
-import { jobTask, makeManager } from './support.js';
+import { jobTask, makeManager, TEST_COLLECTION } from './support.js';
 
 const db = useFirestore();
 
 const rawDocs = async (env: string, id?: string) => {
-  let q = db.collection('onceTasks').where('env', '==', env);
+  let q = db.collection(TEST_COLLECTION).where('env', '==', env);
   if (id !== undefined) q = q.where('id', '==', id);
   return (await q.get()).docs;
 };

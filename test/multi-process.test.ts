@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { emulatorHost, useFirestore, waitFor } from './fixture.js';
-import { jobTask, makeManager } from './support.js';
+import { jobTask, makeManager, TEST_COLLECTION } from './support.js';
 
 const db = useFirestore();
 const children = new Set<ChildProcess>();
@@ -15,7 +15,7 @@ afterEach(() => {
 /** Starts a worker process (test/workers/worker-process.ts) and waits until it is ready. */
 async function startWorker(env: string, ledger: string, settings: Record<string, string> = {}): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/workers/worker-process.ts'], {
-    env: { ...process.env, FIRESTORE_EMULATOR_HOST: emulatorHost(), ONCE_TASK_ENV: env, LEDGER: ledger, ONCE_TASK_LOG_LEVEL: 'silent', ...settings },
+    env: { ...process.env, FIRESTORE_EMULATOR_HOST: emulatorHost(), ONCE_TASK_ENV: env, LEDGER: ledger, ONCE_TASK_LOG_LEVEL: 'silent', ONCE_TASK_COLLECTION: TEST_COLLECTION, ...settings },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.add(child);

@@ -6,7 +6,7 @@ import { TaskStore } from '../src/store.js';
 import { CLAIMABLE_STATUSES } from '../src/task-document.js';
 import { defaultLogger } from '../src/logger.js';
 import { useFirestore, waitFor } from './fixture.js';
-import { makeManager, sleep } from './support.js';
+import { makeManager, sleep, TEST_COLLECTION } from './support.js';
 
 const db = useFirestore();
 
@@ -64,14 +64,14 @@ describe('recurring tasks', () => {
     await m.create(report, { account: 'b' }, { recurrence: { rrule: 'FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0;BYSECOND=0', dtstart: '2030-03-20T00:00', tzid: 'Europe/Berlin' } });
     const gen = (await m.get('report:b'))!;
     expect(gen.waitUntil.toISOString()).toBe('2030-03-25T08:00:00.000Z'); // Monday 09:00 CET
-    const [raw] = (await db.collection('onceTasks').where('env', '==', m.env).get()).docs;
+    const [raw] = (await db.collection(TEST_COLLECTION).where('env', '==', m.env).get()).docs;
     expect(raw!.get('waitUntil').constructor.name).toBe('Timestamp');
   });
 
   it('gives one occurrence per slot when two workers spawn the same slot', async () => {
     const m = makeManager(db);
     await m.create(report, { account: 'c' }, { recurrence: { rrule: 'FREQ=HOURLY', dtstart: wallIn(-1000) } });
-    const store = new TaskStore(db, 'onceTasks', m.env);
+    const store = new TaskStore(db, TEST_COLLECTION, m.env);
     const [candidate] = (await store.findClaimable('report', CLAIMABLE_STATUSES, new Date(), 5)).tasks;
     const log = defaultLogger();
     const [a, b] = await Promise.all([new Spawner(store, 1e9, log).spawn(candidate!), new Spawner(store, 1e9, log).spawn(candidate!)]);
@@ -86,7 +86,7 @@ describe('recurring tasks', () => {
     const m = makeManager(db);
     const dtstart = wallIn(-1000);
     await m.create(report, { account: 'd' }, { recurrence: { rrule: 'FREQ=HOURLY', dtstart } });
-    const store = new TaskStore(db, 'onceTasks', m.env);
+    const store = new TaskStore(db, TEST_COLLECTION, m.env);
     const [candidate] = (await store.findClaimable('report', CLAIMABLE_STATUSES, new Date(), 5)).tasks;
     // Someone created the slot's occurrence by hand (or a spawn landed without us seeing it).
     const occId = `report:d_occ_${dtstart.toISOString()}`;

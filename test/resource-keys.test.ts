@@ -4,7 +4,7 @@ import { LeaseProtocol } from '../src/lease.js';
 import { TaskStore } from '../src/store.js';
 import { CLAIMABLE_STATUSES } from '../src/task-document.js';
 import { emulatorHost, useFirestore, waitFor } from './fixture.js';
-import { makeManager, sleep } from './support.js';
+import { makeManager, sleep, TEST_COLLECTION } from './support.js';
 import { keyedTask } from './tasks.js';
 
 const db = useFirestore();
@@ -96,7 +96,7 @@ describe('resource-key locks', () => {
   async function setup() {
     const m = makeManager(db);
     await m.createMany(keyedTask, [{ n: 1, key: 'k' }, { n: 2, key: 'k' }]);
-    const store = new TaskStore(db, 'onceTasks', m.env);
+    const store = new TaskStore(db, TEST_COLLECTION, m.env);
     const claimFirst = async (protocol: LeaseProtocol, leaseMs: number) => {
       const { tasks } = await store.findClaimable('keyed', CLAIMABLE_STATUSES, new Date(), 10);
       const due = tasks.filter((t) => t.task.waitUntil.getTime() <= Date.now());
@@ -154,7 +154,7 @@ describe('resource keys across processes', () => {
     await m.createMany(keyedTask, Array.from({ length: 40 }, (_, i) => ({ n: i, key: `acct-${i % 4}`, sleepMs: 30 })));
     await Promise.all([1, 2, 3].map(async () => {
       const child = spawn(process.execPath, ['--import', 'tsx', 'test/workers/worker-process.ts'], {
-        env: { ...process.env, FIRESTORE_EMULATOR_HOST: emulatorHost(), ONCE_TASK_ENV: m.env, LEDGER: ledger, KIND: 'keyed', ONCE_TASK_LOG_LEVEL: 'silent' },
+        env: { ...process.env, FIRESTORE_EMULATOR_HOST: emulatorHost(), ONCE_TASK_ENV: m.env, LEDGER: ledger, KIND: 'keyed', ONCE_TASK_LOG_LEVEL: 'silent', ONCE_TASK_COLLECTION: TEST_COLLECTION },
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       children.add(child);

@@ -4,7 +4,7 @@ import { QueueWatcher } from '../src/queue-watcher.js';
 import type { TaskStore } from '../src/store.js';
 import { defaultLogger } from '../src/logger.js';
 import { emulatorHost, useFirestore, waitFor } from './fixture.js';
-import { jobTask, makeManager, sleep } from './support.js';
+import { jobTask, makeManager, sleep, TEST_COLLECTION } from './support.js';
 
 const db = useFirestore();
 const children = new Set<ChildProcess>();
@@ -16,7 +16,7 @@ afterEach(() => {
 /** A worker process that would poll only once a minute: anything faster is the listener. */
 async function listeningWorker(env: string, ledger: string): Promise<void> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/workers/worker-process.ts'], {
-    env: { ...process.env, FIRESTORE_EMULATOR_HOST: emulatorHost(), ONCE_TASK_ENV: env, LEDGER: ledger, POLL_MS: '60000', ONCE_TASK_LOG_LEVEL: 'silent' },
+    env: { ...process.env, FIRESTORE_EMULATOR_HOST: emulatorHost(), ONCE_TASK_ENV: env, LEDGER: ledger, POLL_MS: '60000', ONCE_TASK_LOG_LEVEL: 'silent', ONCE_TASK_COLLECTION: TEST_COLLECTION },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.add(child);

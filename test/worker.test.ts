@@ -10,7 +10,7 @@ import {
   type TaskContext,
 } from '../src/index.js';
 import { useFirestore, waitFor } from './fixture.js';
-import { jobTask, makeManager, sleep } from './support.js';
+import { jobTask, makeManager, sleep, TEST_COLLECTION } from './support.js';
 
 const db = useFirestore();
 const quick = fixedDelay({ maxAttempts: 3, delayMs: 20 });
@@ -183,7 +183,7 @@ describe('bad data', () => {
   it('fails a task whose stored payload no longer parses, and keeps working', async () => {
     const m = makeManager(db);
     await m.createMany(jobTask, [{ n: 1 }, { n: 2 }]);
-    const [doc] = (await db.collection('onceTasks').where('env', '==', m.env).where('id', '==', 'job-1').get()).docs;
+    const [doc] = (await db.collection(TEST_COLLECTION).where('env', '==', m.env).where('id', '==', 'job-1').get()).docs;
     await doc!.ref.update({ 'data.n': 'not a number' });
     const ran: number[] = [];
     m.handle(jobTask, (task) => {
@@ -200,7 +200,7 @@ describe('bad data', () => {
   it('marks a malformed document failed with the reason, and keeps working', async () => {
     const m = makeManager(db);
     await m.create(jobTask, { n: 2 });
-    const malformed = db.collection('onceTasks').doc(`malformed-${m.env}`);
+    const malformed = db.collection(TEST_COLLECTION).doc(`malformed-${m.env}`);
     const now = new Date();
     await malformed.set({
       id: 'bad', kind: 'job', env: m.env, status: 'pending', data: { n: 3 }, resourceKey: null, waitUntil: new Date(0),
