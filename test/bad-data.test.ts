@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { defineTask, OnceTaskError, type OnceTaskLogger } from '../src/index.js';
+import { defineTask, OnceTaskError, OnceTaskManager, type OnceTaskLogger } from '../src/index.js';
 import { useFirestore, waitFor } from './fixture.js';
 import { jobTask, makeManager, sleep, TEST_COLLECTION } from './support.js';
 
@@ -99,6 +99,15 @@ describe('invalid input to every public method', () => {
         [`delete(${i})`, () => m.delete(j as never)],
         [`listByResourceKey(${i})`, () => m.listByResourceKey(strict, j as never, { limit: k as never })],
         [`handle(${i})`, () => m.handle(strict, j as never, k as never)],
+        [`handleGroup(${i})`, () => m.handleGroup(strict, j as never, k as never)],
+        [`getMany(${i})`, () => m.getMany(j as never)],
+        [`countPending(${i})`, () => m.countPending(j as never)],
+        [`listOccurrences(${i})`, () => m.listOccurrences(j as never, { limit: k as never })],
+        [`retryNow(${i})`, () => m.retryNow(j as never)],
+        [`cancelMany(${i})`, () => m.cancelMany(j as never)],
+        [`cancelByResourceKey(${i})`, () => m.cancelByResourceKey(strict, j as never)],
+        [`deleteMany(${i})`, () => m.deleteMany(j as never)],
+        [`new OnceTaskManager(${i})`, () => new OnceTaskManager({ firestore: db, env: j as never, collection: k as never })],
         [`stop(${i})`, () => m.stop({ graceMs: j as never })],
       );
     }
@@ -106,8 +115,8 @@ describe('invalid input to every public method', () => {
     for (const [name, call] of calls) {
       try {
         await call();
-        // Some junk is valid here: a function is a handler, 0 a grace period, [] a list of ids.
-        if (!/^(handle|stop|reset)/.test(name)) untyped.push(`${name}: did not throw`);
+        // Some junk is valid here: a function is a handler, 0 a grace period, [] a list of ids, "a/b" a resource key.
+        if (!/^(handle|stop|reset|getMany|cancelMany|cancelByResourceKey|deleteMany|new OnceTaskManager)/.test(name)) untyped.push(`${name}: did not throw`);
       } catch (err) {
         if (!(err instanceof OnceTaskError) || typeof err.code !== 'string') untyped.push(`${name}: ${String(err)}`);
       }
