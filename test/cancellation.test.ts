@@ -1,8 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { fixedDelay, type TaskContext } from '../src/index.js';
-import { emulatorHost, useFirestore, waitFor } from './fixture.js';
-import { jobTask, makeManager, sleep, TEST_COLLECTION } from './support.js';
+import { useFirestore, waitFor } from './fixture.js';
+import { jobTask, makeManager, sleep, startWorkerProcess } from './support.js';
 import { keyedTask } from './tasks.js';
 
 const db = useFirestore();
@@ -162,21 +161,10 @@ describe('cancel of running tasks', () => {
 });
 
 describe('cancel across processes', () => {
-  const children = new Set<ChildProcess>();
-  afterEach(() => {
-    for (const child of children) child.kill('SIGKILL');
-    children.clear();
-  });
-
   it('aborts the signal of a task running in another process within one renewal interval', async () => {
     const m = makeManager(db);
     const ledger = `ledger-${m.env}`;
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/workers/worker-process.ts'], {
-      env: { ...process.env, FIRESTORE_EMULATOR_HOST: emulatorHost(), ONCE_TASK_ENV: m.env, LEDGER: ledger, LEASE_MS: '900', ONCE_TASK_LOG_LEVEL: 'silent', ONCE_TASK_COLLECTION: TEST_COLLECTION },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    children.add(child);
-    await new Promise<void>((resolve) => child.stdout!.on('data', (c: Buffer) => c.toString().includes('ready') && resolve()));
+    await startWorkerProcess(m.env, ledger, { LEASE_MS: '900' });
     await m.create(jobTask, { n: 1, sleepMs: 60_000 });
     await statusOf(m, 'job-1', 'running');
     const t0 = Date.now();

@@ -1,31 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { afterEach, describe, expect, it } from 'vitest';
-import { emulatorHost, useFirestore, waitFor } from './fixture.js';
-import { jobTask, makeManager, TEST_COLLECTION } from './support.js';
+import { describe, expect, it } from 'vitest';
+import { useFirestore, waitFor } from './fixture.js';
+import { jobTask, makeManager, startWorkerProcess } from './support.js';
 
 const db = useFirestore();
-const children = new Set<ChildProcess>();
-
-afterEach(() => {
-  for (const child of children) child.kill('SIGKILL');
-  children.clear();
-});
-
-/** Starts a worker process (test/workers/worker-process.ts) and waits until it is ready. */
-async function startWorker(env: string, ledger: string, settings: Record<string, string> = {}): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/workers/worker-process.ts'], {
-    env: { ...process.env, FIRESTORE_EMULATOR_HOST: emulatorHost(), ONCE_TASK_ENV: env, LEDGER: ledger, ONCE_TASK_LOG_LEVEL: 'silent', ONCE_TASK_COLLECTION: TEST_COLLECTION, ...settings },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  children.add(child);
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && resolve());
-    child.once('exit', (code) => reject(new Error(`worker exited early with ${code}`)));
-  });
-  return child;
-}
-
 interface LedgerEntry { taskId: string; pid: number; attempt: number; start: number; end?: number }
 
 const readLedger = async (ledger: string): Promise<LedgerEntry[]> =>
@@ -35,7 +13,7 @@ describe('several worker processes', () => {
   it('run every task exactly once between them', async () => {
     const producer = makeManager(db);
     const ledger = `ledger-${producer.env}`;
-    await Promise.all([1, 2, 3].map(() => startWorker(producer.env, ledger)));
+    await Promise.all([1, 2, 3].map(() => startWorkerProcess(producer.env, ledger)));
     await producer.createMany(jobTask, Array.from({ length: 90 }, (_, n) => ({ n, sleepMs: 20 })));
     await waitFor(async () => (await producer.countPending(jobTask)) === 0 && (await producer.list({ limit: 100, status: 'succeeded' })).tasks.length === 90, {
       timeoutMs: 40_000,
@@ -53,12 +31,12 @@ describe('several worker processes', () => {
     const producer = makeManager(db);
     const ledger = `ledger-${producer.env}`;
     const leaseMs = 1500;
-    const doomed = await startWorker(producer.env, ledger, { LEASE_MS: String(leaseMs) });
+    const doomed = await startWorkerProcess(producer.env, ledger, { LEASE_MS: String(leaseMs) });
     await producer.create(jobTask, { n: 1, sleepMs: 1000 });
     await waitFor(async () => (await readLedger(ledger)).length === 1, { message: 'first attempt started' });
     doomed.kill('SIGKILL');
     await once(doomed, 'exit');
-    await startWorker(producer.env, ledger, { LEASE_MS: String(leaseMs) });
+    await startWorkerProcess(producer.env, ledger, { LEASE_MS: String(leaseMs) });
     const task = await waitFor(async () => {
       const t = await producer.get('job-1');
       return t?.status === 'succeeded' ? t : undefined;
@@ -74,7 +52,7 @@ describe('several worker processes', () => {
   it('hand a running task back on SIGTERM so it is not lost or counted', async () => {
     const producer = makeManager(db);
     const ledger = `ledger-${producer.env}`;
-    const worker = await startWorker(producer.env, ledger, { GRACE_MS: '100' });
+    const worker = await startWorkerProcess(producer.env, ledger, { GRACE_MS: '100' });
     await producer.create(jobTask, { n: 1, sleepMs: 60_000 });
     await waitFor(async () => (await producer.get('job-1'))?.status === 'running');
     await waitFor(async () => (await readLedger(ledger)).length === 1, { message: 'the handler started' });

@@ -1,10 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LeaseProtocol } from '../src/lease.js';
 import { TaskStore } from '../src/store.js';
 import { CLAIMABLE_STATUSES } from '../src/task-document.js';
-import { emulatorHost, useFirestore, waitFor } from './fixture.js';
-import { makeManager, sleep, TEST_COLLECTION } from './support.js';
+import { useFirestore, waitFor } from './fixture.js';
+import { makeManager, sleep, startWorkerProcess, TEST_COLLECTION } from './support.js';
 import { keyedTask } from './tasks.js';
 
 const db = useFirestore();
@@ -142,24 +141,11 @@ describe('resource-key locks', () => {
 });
 
 describe('resource keys across processes', () => {
-  const children = new Set<ChildProcess>();
-  afterEach(() => {
-    for (const child of children) child.kill('SIGKILL');
-    children.clear();
-  });
-
   it('never run two tasks of one key at once in 3 worker processes', async () => {
     const m = makeManager(db);
     const ledger = `ledger-${m.env}`;
     await m.createMany(keyedTask, Array.from({ length: 40 }, (_, i) => ({ n: i, key: `acct-${i % 4}`, sleepMs: 30 })));
-    await Promise.all([1, 2, 3].map(async () => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'test/workers/worker-process.ts'], {
-        env: { ...process.env, FIRESTORE_EMULATOR_HOST: emulatorHost(), ONCE_TASK_ENV: m.env, LEDGER: ledger, KIND: 'keyed', ONCE_TASK_LOG_LEVEL: 'silent', ONCE_TASK_COLLECTION: TEST_COLLECTION },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      children.add(child);
-      await new Promise<void>((resolve) => child.stdout!.on('data', (c: Buffer) => c.toString().includes('ready') && resolve()));
-    }));
+    await Promise.all([1, 2, 3].map(() => startWorkerProcess(m.env, ledger, { KIND: 'keyed' })));
     await allSucceeded(m, 40);
     const entries = (await db.collection(ledger).get()).docs.map((d) => d.data() as { key: string; pid: number; start: number; end: number; taskId: string });
     expect(new Set(entries.map((e) => e.taskId)).size).toBe(40);

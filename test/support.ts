@@ -2,11 +2,12 @@
  * Task kinds and a manager factory shared by the emulator tests. Every manager made here is
  * stopped after the test, so no worker outlives the test that started it.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { Firestore } from '@google-cloud/firestore';
 import { afterEach } from 'vitest';
 import { OnceTaskManager, type OnceTaskManagerOptions } from '../src/index.js';
-import { uniqueEnv } from './fixture.js';
+import { emulatorHost, uniqueEnv } from './fixture.js';
 
 export { jobTask } from './tasks.js';
 
@@ -17,12 +18,41 @@ export { jobTask } from './tasks.js';
 export const TEST_COLLECTION = `tasks_${randomBytes(4).toString('hex')}`;
 
 const live = new Set<OnceTaskManager>();
+const children = new Set<ChildProcess>();
 
 afterEach(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  children.clear();
   const managers = [...live];
   live.clear();
   await Promise.all(managers.map((m) => m.stop({ graceMs: 0 })));
 });
+
+/**
+ * Starts a worker process (test/workers/worker-process.ts) on this file's collection and waits
+ * until it is ready. `settings` are its env variables (KIND, LEASE_MS, POLL_MS, ...). It is
+ * SIGKILLed after the test if still alive.
+ */
+export async function startWorkerProcess(env: string, ledger: string, settings: Record<string, string> = {}): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/workers/worker-process.ts'], {
+    env: {
+      ...process.env,
+      FIRESTORE_EMULATOR_HOST: emulatorHost(),
+      ONCE_TASK_ENV: env,
+      ONCE_TASK_COLLECTION: TEST_COLLECTION,
+      LEDGER: ledger,
+      ONCE_TASK_LOG_LEVEL: 'silent',
+      ...settings,
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.add(child);
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && resolve());
+    child.once('exit', (code) => reject(new Error(`worker exited early with ${code}`)));
+  });
+  return child;
+}
 
 /** A manager on a fresh environment (unless given), polling fast, stopped after the test. */
 export function makeManager(firestore: Firestore, options: Partial<OnceTaskManagerOptions> = {}): OnceTaskManager {

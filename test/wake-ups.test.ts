@@ -1,26 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { QueueWatcher } from '../src/queue-watcher.js';
 import type { TaskStore } from '../src/store.js';
 import { defaultLogger } from '../src/logger.js';
-import { emulatorHost, useFirestore, waitFor } from './fixture.js';
-import { jobTask, makeManager, sleep, TEST_COLLECTION } from './support.js';
+import { useFirestore, waitFor } from './fixture.js';
+import { jobTask, makeManager, sleep, startWorkerProcess } from './support.js';
 
 const db = useFirestore();
-const children = new Set<ChildProcess>();
-afterEach(() => {
-  for (const child of children) child.kill('SIGKILL');
-  children.clear();
-});
-
 /** A worker process that would poll only once a minute: anything faster is the listener. */
 async function listeningWorker(env: string, ledger: string): Promise<void> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/workers/worker-process.ts'], {
-    env: { ...process.env, FIRESTORE_EMULATOR_HOST: emulatorHost(), ONCE_TASK_ENV: env, LEDGER: ledger, POLL_MS: '60000', ONCE_TASK_LOG_LEVEL: 'silent', ONCE_TASK_COLLECTION: TEST_COLLECTION },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  children.add(child);
-  await new Promise<void>((resolve) => child.stdout!.on('data', (c: Buffer) => c.toString().includes('ready') && resolve()));
+  await startWorkerProcess(env, ledger, { POLL_MS: '60000' });
   await sleep(500); // let it go idle and attach its listener
 }
 
