@@ -37,7 +37,20 @@ describe('an unreachable backend', () => {
     const host = emulator.host;
     const db = client(host);
     const env = 'faults';
+    const logs: string[] = [];
+    const logger = {
+      debug: () => undefined,
+      info: (_o: object, msg?: string) => void logs.push(`info ${msg}`),
+      warn: (_o: object, msg?: string) => void logs.push(`warn ${msg}`),
+      error: (_o: object, msg?: string) => void logs.push(`error ${msg}`),
+      child() {
+        return this;
+      },
+    };
     const worker = new OnceTaskManager({ firestore: db, env, sweepIntervalMs: 600_000 });
+    // A polling worker looks at its queue during the outage: it logs the failures and backs off.
+    const poller = new OnceTaskManager({ firestore: db, env: 'faults-poll', listen: false, pollIntervalMs: 100, logger });
+    poller.handle(slowTask, () => undefined);
     const doomed = new OnceTaskManager({ firestore: db, env: 'faults-stop' });
     const done = new Set<string>();
     worker.handle(jobTask, async (task) => {
@@ -49,6 +62,7 @@ describe('an unreachable backend', () => {
     await doomed.create(slowTask, { n: 1 });
     worker.start();
     doomed.start();
+    poller.start();
     await waitFor(() => done.size >= 30 || undefined, { timeoutMs: 20_000 });
     await waitFor(async () => (await doomed.get('slow-1'))?.status === 'running');
 
@@ -78,6 +92,11 @@ describe('an unreachable backend', () => {
       message: 'all 150 tasks succeeded after the outage',
     });
     expect(done.size).toBe(150);
+    // The outage was logged, with backoff: a 100 ms poll without it would have logged ~100 times.
+    const failures = logs.filter((l) => l === 'error oncetask: looking for tasks failed; backing off').length;
+    expect(failures).toBeGreaterThanOrEqual(2);
+    expect(failures).toBeLessThanOrEqual(10);
+    await poller.stop();
 
     // The queue listener is back: a task written by another client (no local wake-up) starts at once.
     const other = new TaskStore(client(host), 'onceTasks', env);
