@@ -138,7 +138,7 @@ class Series {
   private readonly counted: boolean;
 
   constructor(
-    private readonly rec: StoredRecurrence,
+    rec: StoredRecurrence,
     private readonly cursor: { wall: Date; index: number },
   ) {
     this.anchor = cursor.wall;

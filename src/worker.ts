@@ -1,12 +1,13 @@
 import type { z } from 'zod';
-import { LeaseExpiredError, MalformedTaskError, ShutdownError } from './errors.js';
+import { LeaseExpiredError, ShutdownError } from './errors.js';
 import { Execution } from './execution.js';
 import type { HandlerSpec, ResolvedHandlerOptions } from './handlers.js';
 import { isLockFree } from './key-lock.js';
 import type { ClaimMode, Lease, LeaseProtocol } from './lease.js';
 import type { OnceTaskLogger } from './logger.js';
-import { decideRetry } from './retry.js';
+import { QueueReader } from './queue-reader.js';
 import { QueueWatcher } from './queue-watcher.js';
+import { decideRetry } from './retry.js';
 import { Spawner } from './spawner.js';
 import type { ClaimCursor, TaskStore, VersionedLock, VersionedTask } from './store.js';
 import { CLAIMABLE_STATUSES, type TaskStatus } from './task-document.js';
@@ -44,24 +45,10 @@ const MIN_ERROR_BACKOFF_MS = 500;
 const MAX_ERROR_BACKOFF_MS = 30_000;
 /** After the grace period: how long releases and other last writes may take before stop() returns. */
 const SHUTDOWN_WRITE_ALLOWANCE_MS = 2000;
-/** How many malformed document IDs a worker remembers so each is reported once. */
-const MAX_REMEMBERED_MALFORMED = 10_000;
 /** Pages a claim round reads past busy resource keys before it gives up until the next look. */
 const MAX_PAGES_PER_ROUND = 10;
 /** How long a worker stays full before it detaches its queue listener. */
 const LISTENER_OFF_WHEN_FULL_MS = 10_000;
-/** Due candidates kept from a page for later rounds are tried for this long (claims are conditional: stale ones just lose). */
-const BUFFER_TTL_MS = 30_000;
-/** Page size of the due-task query: from free slots (at most MAX_BASE_PAGE), growing to MAX_PAGE_SIZE while queries are slow. */
-const MIN_PAGE_SIZE = 8;
-const MAX_BASE_PAGE = 64;
-const MAX_PAGE_SIZE = 1000;
-const SLOW_QUERY_MS = 100;
-const FAST_QUERY_MS = 25;
-/** Most lock versions a worker remembers. */
-const MAX_CACHED_LOCKS = 10_000;
-/** How often a busy worker also looks for expired leases and cancel requests (the pending queue is the hot path). */
-const OTHER_STATUSES_INTERVAL_MS = 5000;
 /** Statuses a grouped claim takes from a key's queue (cancel requests are claimed one by one). */
 const GROUP_STATUSES: readonly TaskStatus[] = ['pending', 'running'];
 
@@ -73,27 +60,10 @@ interface Pick {
 
 export class KindWorker<S extends z.ZodType> {
   private readonly running = new Map<string, ActiveRun>();
-  /** Malformed documents already logged (each is reported once per process). */
-  private readonly reportedMalformed = new Set<string>();
-  /** Malformed documents being marked failed right now. */
-  private readonly markingMalformed = new Set<string>();
   private readonly execution: Execution<S>;
   private readonly spawner: Spawner;
   private readonly watcher: QueueWatcher;
-  /** Unclaimed due candidates of the last page. */
-  private buffer: { tasks: VersionedTask[]; at: number } | null = null;
-  /** Current page size of the due-task query (adapts to query latency). */
-  private pageSize = MIN_PAGE_SIZE;
-  /**
-   * When expired leases and cancel requests were last looked for. A new worker looks a second
-   * after it starts (a worker that replaces a crashed one has its leases to recover), or at once
-   * when the pending queue is short.
-   */
-  private othersCheckedAt = Date.now() - OTHER_STATUSES_INTERVAL_MS + 1000;
-  /** How often they are looked for while the pending queue is long: at least every 5 s, less when queries are slow. */
-  private othersInterval = OTHER_STATUSES_INTERVAL_MS;
-  /** Versions of key locks this worker released last. */
-  private readonly lockCache = new Map<string, VersionedLock>();
+  private readonly reader: QueueReader;
   private stopping = false;
   /** When stopping, the time by which outcome writes give up (set once handlers are aborted). */
   private writeDeadline: number | null = null;
@@ -121,8 +91,9 @@ export class KindWorker<S extends z.ZodType> {
       wake: () => this.wake(),
     });
     this.spawner = new Spawner(settings.store, settings.retentionMs, this.log);
+    this.reader = new QueueReader(settings.store, settings.protocol, def.kind, this.log);
     this.watcher = new QueueWatcher(settings.store, def.kind, (head) => this.wake(head), this.log, (bad) =>
-      void this.reportMalformed(bad.docId, bad.updateTime, bad.reason),
+      void this.reader.reportMalformed(bad.docId, bad.updateTime, bad.reason),
     );
   }
 
@@ -144,10 +115,7 @@ export class KindWorker<S extends z.ZodType> {
    * A due task handed over (from the queue listener) is tried first, without a query.
    */
   wake(dueHead?: VersionedTask): void {
-    if (dueHead) {
-      const rest = this.buffer && Date.now() - this.buffer.at < BUFFER_TTL_MS ? this.buffer.tasks.filter((t) => t.docId !== dueHead.docId) : [];
-      this.buffer = { tasks: [dueHead, ...rest], at: Date.now() };
-    }
+    if (dueHead) this.reader.offer(dueHead);
     if (this.wakeWaiter) this.wakeWaiter();
     else this.wokenEarly = true;
   }
@@ -236,42 +204,6 @@ export class KindWorker<S extends z.ZodType> {
     this.watcher.stop();
   }
 
-  /** Due candidates to try first: the rest of the last page, or a head the listener handed over. */
-  private takeBuffered(): VersionedTask[] {
-    const buffered = this.buffer;
-    this.buffer = null;
-    return buffered && Date.now() - buffered.at < BUFFER_TTL_MS ? buffered.tasks : [];
-  }
-
-  /**
-   * The next page of due candidates. Pending tasks are the hot path (one equality on status);
-   * running tasks with expired leases and cancelling tasks are looked for every few seconds,
-   * and whenever the pending queue runs short. The page grows while queries are slow compared
-   * with claims (a large backlog on the emulator), so one query feeds many claims.
-   */
-  private async nextPage(free: number, after: ClaimCursor | undefined): Promise<{ tasks: VersionedTask[]; next: ClaimCursor | null }> {
-    const { store } = this.settings;
-    const limit = Math.max(Math.min(MAX_BASE_PAGE, Math.max(MIN_PAGE_SIZE, free * 2 + 4)), this.pageSize);
-    const started = Date.now();
-    const found = await store.findClaimable(this.def.kind, ['pending'], new Date(started), limit, after);
-    const took = Date.now() - started;
-    // A slow query (a large backlog on a scanning backend) makes the next page as large as allowed
-    // at once; fast ones shrink it back, so idle and light loads read no more than they claim.
-    this.pageSize = took > SLOW_QUERY_MS ? MAX_PAGE_SIZE : took < FAST_QUERY_MS ? Math.max(MIN_PAGE_SIZE, this.pageSize / 2) : this.pageSize;
-    this.othersInterval = Math.max(OTHER_STATUSES_INTERVAL_MS, took * 20);
-    let { tasks, malformed } = found;
-    if (after === undefined && (found.tasks.length < limit || started - this.othersCheckedAt >= this.othersInterval)) {
-      this.othersCheckedAt = started;
-      const others = await store.findClaimable(this.def.kind, ['running', 'cancelling'], new Date(started), limit);
-      tasks = [...others.tasks, ...tasks].sort(
-        (a, b) => a.task.waitUntil.getTime() - b.task.waitUntil.getTime() || a.task.seq - b.task.seq,
-      );
-      malformed = [...malformed, ...others.malformed];
-    }
-    for (const bad of malformed) void this.reportMalformed(bad.docId, bad.updateTime, bad.reason);
-    return { tasks, next: found.next };
-  }
-
   /**
    * One look at the queue: claims up to `free` due tasks, at most one claim per resource key,
    * reading further pages while busy keys fill the page. With `findNextDue`, an idle round also
@@ -289,7 +221,7 @@ export class KindWorker<S extends z.ZodType> {
     let sawDue = false;
     let busyUntil: number | null = null;
     let after: ClaimCursor | undefined;
-    let buffered = this.takeBuffered();
+    let buffered = this.reader.takeBuffered();
     for (let page = 0; page < MAX_PAGES_PER_ROUND && claimed < free && !this.stopping; ) {
       const now = Date.now();
       const fromBuffer = buffered.length > 0;
@@ -299,7 +231,7 @@ export class KindWorker<S extends z.ZodType> {
         tasks = buffered;
         buffered = [];
       } else {
-        ({ tasks, next } = await this.nextPage(free - claimed, after));
+        ({ tasks, next } = await this.reader.nextPage(free - claimed, after));
         sawDue ||= tasks.length > 0;
         page++;
       }
@@ -329,9 +261,9 @@ export class KindWorker<S extends z.ZodType> {
       const chosen = picks.slice(0, free - claimed);
       // Keep the rest for the next round (same-key candidates included: their key may be free by then).
       const keep = [...picks.slice(free - claimed).map((p) => p.candidate), ...tasks.filter((t) => t.task.resourceKey !== null && !picks.some((p) => p.candidate === t))];
-      this.buffer = keep.length > 0 ? { tasks: keep, at: fromBuffer ? (this.buffer?.at ?? now) : now } : null;
+      this.reader.keep(keep, fromBuffer ? (this.reader.bufferedAt ?? now) : now);
       const keys = chosen.filter((p) => p.mode !== 'spawn').map((p) => p.candidate.task.resourceKey).filter((k): k is string => k !== null);
-      const locks = await this.locksFor(keys);
+      const locks = await this.reader.locksFor(keys);
       const attempts: Promise<'claimed' | 'conflict' | 'skipped'>[] = [];
       for (const pick of chosen) {
         if (pick.mode === 'spawn') {
@@ -364,7 +296,7 @@ export class KindWorker<S extends z.ZodType> {
       // A conflict (another worker won) or a task ended without a claim: the queue moved.
       conflicts += results.length - won;
       // Mostly lost races on old candidates: the buffer is stale, query afresh.
-      if (fromBuffer && lost > won) this.buffer = null;
+      if (fromBuffer && lost > won) this.reader.dropBuffer();
       if (fromBuffer) continue; // then query for the rest
       if (next === null || !skippedBusy) break; // more pages only while busy keys fill them
       after = next;
@@ -373,36 +305,6 @@ export class KindWorker<S extends z.ZodType> {
     if (sawDue) return { claimed, conflicts, nextDueAt: busyUntil, blocked: true }; // all due work is behind busy keys
     const nextDueAt = findNextDue ? ((await store.nextDueAt(this.def.kind, CLAIMABLE_STATUSES))?.getTime() ?? null) : null;
     return { claimed, conflicts, nextDueAt, blocked: false };
-  }
-
-  /**
-   * The locks of these keys: from the cache for keys this worker itself released last (no read
-   * needed; if someone changed the lock since, the claim simply fails and the entry is dropped),
-   * read from Firestore for the others.
-   */
-  private async locksFor(keys: readonly string[]): Promise<Map<string, VersionedLock>> {
-    const result = new Map<string, VersionedLock>();
-    const unknown: string[] = [];
-    for (const key of keys) {
-      const cached = this.lockCache.get(key);
-      if (cached) result.set(key, cached);
-      else unknown.push(key);
-    }
-    for (const [key, lock] of await this.settings.store.readLocks(this.def.kind, unknown)) result.set(key, lock);
-    return result;
-  }
-
-  /** Remembers the version of a lock this worker just released. */
-  private rememberReleasedLock(lease: Lease, key: string): void {
-    const lock = lease.lock;
-    if (!lock?.released) return;
-    if (this.lockCache.size >= MAX_CACHED_LOCKS) this.lockCache.clear();
-    const now = new Date();
-    this.lockCache.set(key, {
-      docId: lock.docId,
-      updateTime: lock.updateTime,
-      lock: { env: this.settings.store.env, kind: this.def.kind, resourceKey: key, holder: null, updatedAt: now, expireAt: null },
-    });
   }
 
   private isRunningHere(docId: string): boolean {
@@ -425,7 +327,7 @@ export class KindWorker<S extends z.ZodType> {
       candidates = await this.groupCandidates(key);
       if (candidates.length === 0) return 'skipped';
     }
-    if (key !== null) this.lockCache.delete(key); // held now; known again once released
+    if (key !== null) this.reader.forgetLock(key); // held now; known again once released
     const lease = await protocol.claim(candidates, {
       leaseMs: this.options.leaseMs,
       mode,
@@ -440,7 +342,7 @@ export class KindWorker<S extends z.ZodType> {
     this.running.set(id, run);
     run.done = this.execution.run(lease, controller).finally(() => {
       this.running.delete(id);
-      if (key !== null) this.rememberReleasedLock(lease, key);
+      if (key !== null) this.reader.rememberReleasedLock(lease, key);
       this.wake();
     });
     return 'claimed';
@@ -474,23 +376,6 @@ export class KindWorker<S extends z.ZodType> {
     return false;
   }
 
-  private async reportMalformed(docId: string, updateTime: VersionedTask['updateTime'], reason: string): Promise<void> {
-    if (this.markingMalformed.has(docId)) return;
-    if (!this.reportedMalformed.has(docId)) {
-      if (this.reportedMalformed.size >= MAX_REMEMBERED_MALFORMED) this.reportedMalformed.clear();
-      this.reportedMalformed.add(docId);
-      this.log.error({ docId, reason }, 'oncetask: malformed task document; marking it failed');
-    }
-    this.markingMalformed.add(docId);
-    try {
-      // Conditional on the version read: a conflict means someone else changed or ended it.
-      await this.settings.protocol.failMalformed(docId, updateTime, new MalformedTaskError(docId, reason));
-    } catch (err) {
-      this.log.warn({ docId, err }, 'oncetask: could not mark malformed task failed; will try again');
-    } finally {
-      this.markingMalformed.delete(docId);
-    }
-  }
 }
 
 /** Waits for `promise`, but no longer than `ms`. */

@@ -1,0 +1,164 @@
+import { MalformedTaskError } from './errors.js';
+import type { Lease, LeaseProtocol } from './lease.js';
+import type { OnceTaskLogger } from './logger.js';
+import type { ClaimCursor, TaskStore, VersionedLock, VersionedTask } from './store.js';
+
+/**
+ * How a worker reads its queue: a page of due tasks at a time (growing while queries are slow),
+ * the unclaimed rest kept for the next claims, expired leases and cancel requests looked for
+ * every few seconds, versions of the key locks it released remembered, and malformed documents
+ * reported once and marked failed.
+ */
+
+/** Due candidates kept from a page for later rounds are tried for this long (claims are conditional: stale ones just lose). */
+const BUFFER_TTL_MS = 30_000;
+/** Page size of the due-task query: from free slots (at most MAX_BASE_PAGE), growing to MAX_PAGE_SIZE while queries are slow. */
+const MIN_PAGE_SIZE = 8;
+const MAX_BASE_PAGE = 64;
+const MAX_PAGE_SIZE = 1000;
+const SLOW_QUERY_MS = 100;
+const FAST_QUERY_MS = 25;
+/** Most lock versions a worker remembers. */
+const MAX_CACHED_LOCKS = 10_000;
+/** How often a busy worker also looks for expired leases and cancel requests (the pending queue is the hot path). */
+const OTHER_STATUSES_INTERVAL_MS = 5000;
+/** How many malformed document IDs a worker remembers so each is reported once. */
+const MAX_REMEMBERED_MALFORMED = 10_000;
+
+export class QueueReader {
+  /** Unclaimed due candidates of the last page. */
+  private buffer: { tasks: VersionedTask[]; at: number } | null = null;
+  /** Current page size of the due-task query (adapts to query latency). */
+  private pageSize = MIN_PAGE_SIZE;
+  /**
+   * When expired leases and cancel requests were last looked for. A new worker looks a second
+   * after it starts (a worker that replaces a crashed one has its leases to recover), or at once
+   * when the pending queue is short.
+   */
+  private othersCheckedAt = Date.now() - OTHER_STATUSES_INTERVAL_MS + 1000;
+  /** How often they are looked for while the pending queue is long: at least every 5 s, less when queries are slow. */
+  private othersInterval = OTHER_STATUSES_INTERVAL_MS;
+  /** Versions of key locks this worker released last. */
+  private readonly lockCache = new Map<string, VersionedLock>();
+  /** Malformed documents already logged (each is reported once per process). */
+  private readonly reportedMalformed = new Set<string>();
+  /** Malformed documents being marked failed right now. */
+  private readonly markingMalformed = new Set<string>();
+
+  constructor(
+    private readonly store: TaskStore,
+    private readonly protocol: LeaseProtocol,
+    private readonly kind: string,
+    private readonly log: OnceTaskLogger,
+  ) {}
+
+  /** Puts a due task (from the queue listener) first in line. */
+  offer(head: VersionedTask): void {
+    const rest = this.buffer && Date.now() - this.buffer.at < BUFFER_TTL_MS ? this.buffer.tasks.filter((t) => t.docId !== head.docId) : [];
+    this.buffer = { tasks: [head, ...rest], at: Date.now() };
+  }
+
+  /** Keeps candidates for the next round (`at`: when they were read). */
+  keep(tasks: VersionedTask[], at: number): void {
+    this.buffer = tasks.length > 0 ? { tasks, at } : null;
+  }
+
+  /** When the buffered candidates were read. */
+  get bufferedAt(): number | null {
+    return this.buffer?.at ?? null;
+  }
+
+  /** Forgets the buffered candidates (they turned out stale). */
+  dropBuffer(): void {
+    this.buffer = null;
+  }
+
+  /** Due candidates to try first: the rest of the last page, or a head the listener handed over. */
+  takeBuffered(): VersionedTask[] {
+    const buffered = this.buffer;
+    this.buffer = null;
+    return buffered && Date.now() - buffered.at < BUFFER_TTL_MS ? buffered.tasks : [];
+  }
+
+  /**
+   * The next page of due candidates. Pending tasks are the hot path (one equality on status);
+   * running tasks with expired leases and cancelling tasks are looked for every few seconds,
+   * and whenever the pending queue runs short. The page grows while queries are slow compared
+   * with claims (a large backlog on the emulator), so one query feeds many claims.
+   */
+  async nextPage(free: number, after: ClaimCursor | undefined): Promise<{ tasks: VersionedTask[]; next: ClaimCursor | null }> {
+    const { store } = this;
+    const limit = Math.max(Math.min(MAX_BASE_PAGE, Math.max(MIN_PAGE_SIZE, free * 2 + 4)), this.pageSize);
+    const started = Date.now();
+    const found = await store.findClaimable(this.kind, ['pending'], new Date(started), limit, after);
+    const took = Date.now() - started;
+    // A slow query (a large backlog on a scanning backend) makes the next page as large as allowed
+    // at once; fast ones shrink it back, so idle and light loads read no more than they claim.
+    this.pageSize = took > SLOW_QUERY_MS ? MAX_PAGE_SIZE : took < FAST_QUERY_MS ? Math.max(MIN_PAGE_SIZE, this.pageSize / 2) : this.pageSize;
+    this.othersInterval = Math.max(OTHER_STATUSES_INTERVAL_MS, took * 20);
+    let { tasks, malformed } = found;
+    if (after === undefined && (found.tasks.length < limit || started - this.othersCheckedAt >= this.othersInterval)) {
+      this.othersCheckedAt = started;
+      const others = await store.findClaimable(this.kind, ['running', 'cancelling'], new Date(started), limit);
+      tasks = [...others.tasks, ...tasks].sort(
+        (a, b) => a.task.waitUntil.getTime() - b.task.waitUntil.getTime() || a.task.seq - b.task.seq,
+      );
+      malformed = [...malformed, ...others.malformed];
+    }
+    for (const bad of malformed) void this.reportMalformed(bad.docId, bad.updateTime, bad.reason);
+    return { tasks, next: found.next };
+  }
+
+  /** Forgets a lock version (the key is being claimed; its version changes). */
+  forgetLock(key: string): void {
+    this.lockCache.delete(key);
+  }
+
+  /**
+   * The locks of these keys: from the cache for keys this worker itself released last (no read
+   * needed; if someone changed the lock since, the claim simply fails and the entry is dropped),
+   * read from Firestore for the others.
+   */
+  async locksFor(keys: readonly string[]): Promise<Map<string, VersionedLock>> {
+    const result = new Map<string, VersionedLock>();
+    const unknown: string[] = [];
+    for (const key of keys) {
+      const cached = this.lockCache.get(key);
+      if (cached) result.set(key, cached);
+      else unknown.push(key);
+    }
+    for (const [key, lock] of await this.store.readLocks(this.kind, unknown)) result.set(key, lock);
+    return result;
+  }
+
+  /** Remembers the version of a lock this worker just released. */
+  rememberReleasedLock(lease: Lease, key: string): void {
+    const lock = lease.lock;
+    if (!lock?.released) return;
+    if (this.lockCache.size >= MAX_CACHED_LOCKS) this.lockCache.clear();
+    const now = new Date();
+    this.lockCache.set(key, {
+      docId: lock.docId,
+      updateTime: lock.updateTime,
+      lock: { env: this.store.env, kind: this.kind, resourceKey: key, holder: null, updatedAt: now, expireAt: null },
+    });
+  }
+
+  async reportMalformed(docId: string, updateTime: VersionedTask['updateTime'], reason: string): Promise<void> {
+    if (this.markingMalformed.has(docId)) return;
+    if (!this.reportedMalformed.has(docId)) {
+      if (this.reportedMalformed.size >= MAX_REMEMBERED_MALFORMED) this.reportedMalformed.clear();
+      this.reportedMalformed.add(docId);
+      this.log.error({ docId, reason }, 'oncetask: malformed task document; marking it failed');
+    }
+    this.markingMalformed.add(docId);
+    try {
+      // Conditional on the version read: a conflict means someone else changed or ended it.
+      await this.protocol.failMalformed(docId, updateTime, new MalformedTaskError(docId, reason));
+    } catch (err) {
+      this.log.warn({ docId, err }, 'oncetask: could not mark malformed task failed; will try again');
+    } finally {
+      this.markingMalformed.delete(docId);
+    }
+  }
+}
