@@ -40,6 +40,8 @@ interface ActiveRun {
   done: Promise<void>;
 }
 
+/** A claim round slower than this is reported as a backend outage. */
+const SLOW_BACKEND_MS = 5000;
 /** Error backoff of the loop when Firestore is unreachable: 0.5 s doubling to 30 s. */
 const MIN_ERROR_BACKOFF_MS = 500;
 const MAX_ERROR_BACKOFF_MS = 30_000;
@@ -185,7 +187,7 @@ export class KindWorker<S extends z.ZodType> {
       }
       fullSince = null;
       try {
-        const { claimed, conflicts, nextDueAt, blocked } = await this.claimRound(free, spread, !listen);
+        const { claimed, conflicts, nextDueAt, blocked } = await this.watchedRound(free, spread, !listen);
         errorBackoff = MIN_ERROR_BACKOFF_MS;
         spread = conflicts > 0;
         if (claimed > 0 || conflicts > 0) continue; // the queue moved: look again at once
@@ -202,6 +204,26 @@ export class KindWorker<S extends z.ZodType> {
       }
     }
     this.watcher.stop();
+  }
+
+  /**
+   * A claim round, watched: against an unreachable backend the SDK either fails calls (logged
+   * below, with backoff) or keeps retrying them without failing. A round that hangs is then the
+   * only sign of the outage: say so after SLOW_BACKEND_MS, and say when Firestore answers again.
+   */
+  private async watchedRound(free: number, spread: boolean, findNextDue: boolean): ReturnType<KindWorker<S>['claimRound']> {
+    const started = Date.now();
+    let warned = false;
+    const timer = setTimeout(() => {
+      warned = true;
+      this.log.warn({ waitedMs: Date.now() - started }, 'oncetask: Firestore is not answering; still trying');
+    }, SLOW_BACKEND_MS);
+    try {
+      return await this.claimRound(free, spread, findNextDue);
+    } finally {
+      clearTimeout(timer);
+      if (warned) this.log.info({ downMs: Date.now() - started }, 'oncetask: Firestore answers again');
+    }
   }
 
   /**

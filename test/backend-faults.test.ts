@@ -48,7 +48,7 @@ describe('an unreachable backend', () => {
       },
     };
     const worker = new OnceTaskManager({ firestore: db, env, sweepIntervalMs: 600_000 });
-    // A polling worker looks at its queue during the outage: it logs the failures and backs off.
+    // A polling worker looks at its queue during the outage: it logs the outage.
     const poller = new OnceTaskManager({ firestore: db, env: 'faults-poll', listen: false, pollIntervalMs: 100, logger });
     poller.handle(slowTask, () => undefined);
     const doomed = new OnceTaskManager({ firestore: db, env: 'faults-stop' });
@@ -92,10 +92,13 @@ describe('an unreachable backend', () => {
       message: 'all 150 tasks succeeded after the outage',
     });
     expect(done.size).toBe(150);
-    // The outage was logged, with backoff: a 100 ms poll without it would have logged ~100 times.
+    // The outage was logged: as failed looks with backoff (a 100 ms poll without it would log ~100
+    // times), or, when the SDK kept retrying a call instead of failing it, as a look that hung.
     const failures = logs.filter((l) => l === 'error oncetask: looking for tasks failed; backing off').length;
-    expect(failures).toBeGreaterThanOrEqual(2);
+    const hung = logs.includes('warn oncetask: Firestore is not answering; still trying');
+    expect(failures >= 1 || hung, JSON.stringify(logs)).toBe(true);
     expect(failures).toBeLessThanOrEqual(10);
+    if (hung) expect(logs).toContain('info oncetask: Firestore answers again');
     await poller.stop();
 
     // The queue listener is back: a task written by another client (no local wake-up) starts at once.
