@@ -301,3 +301,42 @@ describe('Firestore settings', () => {
     }
   });
 });
+
+describe('an unreachable backend', () => {
+  it('is reported when a look at the queue hangs, and so is the recovery', async () => {
+    const { KindWorker } = await import('../src/worker.js');
+    const entries: string[] = [];
+    const logger = {
+      debug: () => undefined,
+      info: (_o: object, msg?: string) => void entries.push(`info ${msg}`),
+      warn: (_o: object, msg?: string) => void entries.push(`warn ${msg}`),
+      error: (_o: object, msg?: string) => void entries.push(`error ${msg}`),
+      child() {
+        return this;
+      },
+    };
+    const empty = { tasks: [], malformed: [], next: null };
+    let up = false;
+    let answer: (() => void) | undefined;
+    // A store whose queries hang until the backend is "up" (like the SDK retrying through an outage).
+    const store = {
+      env: 'stub',
+      findClaimable: () => (up ? Promise.resolve(empty) : new Promise((resolve) => (answer = () => resolve(empty)))),
+      nextDueAt: async () => null,
+      readLocks: async () => new Map(),
+    };
+    const worker = new KindWorker(
+      { store: store as never, protocol: {} as never, logger, listen: false, pollIntervalMs: 60_000, sweepIntervalMs: 60_000, retentionMs: 1000 },
+      jobTask,
+      { mode: 'single', handler: () => undefined, onCancel: undefined },
+      { retry: noRetry(), cancelRetry: noRetry(), leaseMs: 1000, concurrency: 1, timeoutMs: undefined, maxBatchSize: 1 },
+    );
+    worker.start();
+    await sleep(5300);
+    expect(entries).toContain('warn oncetask: Firestore is not answering; still trying');
+    up = true;
+    answer!();
+    await waitFor(() => entries.includes('info oncetask: Firestore answers again') || undefined, { timeoutMs: 2000 });
+    await worker.stop(0);
+  }, 15_000);
+});
