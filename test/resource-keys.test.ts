@@ -144,14 +144,15 @@ describe('resource keys across processes', () => {
   it('never run two tasks of one key at once in 3 worker processes', async () => {
     const m = makeManager(db);
     const ledger = `ledger-${m.env}`;
-    await m.createMany(keyedTask, Array.from({ length: 40 }, (_, i) => ({ n: i, key: `acct-${i % 4}`, sleepMs: 30 })));
-    await Promise.all([1, 2, 3].map(() => startWorkerProcess(m.env, ledger, { KIND: 'keyed' })));
+    // 8 keys, 2 slots per worker: no single worker can hold every key, so all of them take part.
+    await Promise.all([1, 2, 3].map(() => startWorkerProcess(m.env, ledger, { KIND: 'keyed', CONCURRENCY: '2' })));
+    await m.createMany(keyedTask, Array.from({ length: 40 }, (_, i) => ({ n: i, key: `acct-${i % 8}`, sleepMs: 30 })));
     await allSucceeded(m, 40);
     const entries = (await db.collection(ledger).get()).docs.map((d) => d.data() as { key: string; pid: number; start: number; end: number; taskId: string });
     expect(new Set(entries.map((e) => e.taskId)).size).toBe(40);
     expect(entries).toHaveLength(40);
     expect(new Set(entries.map((e) => e.pid)).size).toBeGreaterThanOrEqual(2);
-    for (const key of ['acct-0', 'acct-1', 'acct-2', 'acct-3']) {
+    for (const key of Array.from({ length: 8 }, (_, i) => `acct-${i}`)) {
       const runs = entries.filter((e) => e.key === key).sort((x, y) => x.start - y.start);
       for (let i = 1; i < runs.length; i++) expect(runs[i]!.start, `${key} overlap`).toBeGreaterThanOrEqual(runs[i - 1]!.end);
     }
