@@ -9,7 +9,7 @@ import { TaskStore } from '../src/store.js';
 import { newTaskFields } from '../src/task-document.js';
 import { startEmulator, type EmulatorHandle } from '../scripts/emulator.js';
 import { waitFor } from './fixture.js';
-import { jobTask, sleep } from './support.js';
+import { capturingLogger, jobTask, sleep } from './support.js';
 
 /**
  * The backend goes away for 10 s while workers run: this file starts an emulator of its own,
@@ -37,16 +37,7 @@ describe('an unreachable backend', () => {
     const host = emulator.host;
     const db = client(host);
     const env = 'faults';
-    const logs: string[] = [];
-    const logger = {
-      debug: () => undefined,
-      info: (_o: object, msg?: string) => void logs.push(`info ${msg}`),
-      warn: (_o: object, msg?: string) => void logs.push(`warn ${msg}`),
-      error: (_o: object, msg?: string) => void logs.push(`error ${msg}`),
-      child() {
-        return this;
-      },
-    };
+    const logger = capturingLogger();
     const worker = new OnceTaskManager({ firestore: db, env, sweepIntervalMs: 600_000 });
     // A polling worker looks at its queue during the outage: it logs the outage.
     const poller = new OnceTaskManager({ firestore: db, env: 'faults-poll', listen: false, pollIntervalMs: 100, logger });
@@ -95,7 +86,7 @@ describe('an unreachable backend', () => {
     // Failed looks back off: a 100 ms poll without backoff would have logged ~100 failures. (Whether
     // the SDK fails calls or keeps retrying them depends on timing; test/worker.test.ts checks that
     // a look that hangs is reported.)
-    const failures = logs.filter((l) => l === 'error oncetask: looking for tasks failed; backing off').length;
+    const failures = logger.lines().filter((l) => l === 'error oncetask: looking for tasks failed; backing off').length;
     expect(failures).toBeLessThanOrEqual(10);
     await poller.stop();
 

@@ -1,20 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { defineTask, OnceTaskError, OnceTaskManager, type OnceTaskLogger } from '../src/index.js';
+import { defineTask, OnceTaskError, OnceTaskManager } from '../src/index.js';
 import { useFirestore, waitFor } from './fixture.js';
-import { jobTask, makeManager, sleep, TEST_COLLECTION } from './support.js';
+import { capturingLogger, jobTask, makeManager, sleep, TEST_COLLECTION } from './support.js';
 
 const db = useFirestore();
-
-/** A logger that keeps what it was given. */
-function capturingLogger(): OnceTaskLogger & { entries: { level: string; obj: Record<string, unknown>; msg?: string }[] } {
-  const entries: { level: string; obj: Record<string, unknown>; msg?: string }[] = [];
-  const make = (bindings: Record<string, unknown>): OnceTaskLogger => {
-    const at = (level: string) => (obj: object, msg?: string) => void entries.push({ level, obj: { ...bindings, ...(obj as Record<string, unknown>) }, msg });
-    return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: (b) => make({ ...bindings, ...b }) };
-  };
-  return Object.assign(make({}), { entries });
-}
 
 describe('malformed documents injected while workers run', () => {
   it('are reported once and marked failed where ours; good tasks and other data are unaffected', async () => {

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { Firestore } from '@google-cloud/firestore';
 import { afterEach } from 'vitest';
-import { OnceTaskManager, type OnceTaskManagerOptions } from '../src/index.js';
+import { OnceTaskManager, type OnceTaskLogger, type OnceTaskManagerOptions } from '../src/index.js';
 import { emulatorHost, uniqueEnv } from './fixture.js';
 
 export { jobTask } from './tasks.js';
@@ -62,3 +62,20 @@ export function makeManager(firestore: Firestore, options: Partial<OnceTaskManag
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A log entry kept by {@link capturingLogger}. */
+export interface CapturedLog {
+  level: string;
+  obj: Record<string, unknown>;
+  msg?: string;
+}
+
+/** A logger that keeps what it was given; `lines()` gives `"<level> <msg>"` per entry. */
+export function capturingLogger(): OnceTaskLogger & { entries: CapturedLog[]; lines(): string[] } {
+  const entries: CapturedLog[] = [];
+  const make = (bindings: Record<string, unknown>): OnceTaskLogger => {
+    const at = (level: string) => (obj: object, msg?: string) => void entries.push({ level, obj: { ...bindings, ...(obj as Record<string, unknown>) }, msg });
+    return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: (b) => make({ ...bindings, ...b }) };
+  };
+  return Object.assign(make({}), { entries, lines: () => entries.map((e) => `${e.level} ${e.msg}`) });
+}

@@ -10,7 +10,7 @@ import {
   type TaskContext,
 } from '../src/index.js';
 import { useFirestore, waitFor } from './fixture.js';
-import { jobTask, makeManager, sleep, TEST_COLLECTION } from './support.js';
+import { capturingLogger, jobTask, makeManager, sleep, TEST_COLLECTION } from './support.js';
 
 const db = useFirestore();
 const quick = fixedDelay({ maxAttempts: 3, delayMs: 20 });
@@ -305,16 +305,7 @@ describe('Firestore settings', () => {
 describe('an unreachable backend', () => {
   it('is reported when a look at the queue hangs, and so is the recovery', async () => {
     const { KindWorker } = await import('../src/worker.js');
-    const entries: string[] = [];
-    const logger = {
-      debug: () => undefined,
-      info: (_o: object, msg?: string) => void entries.push(`info ${msg}`),
-      warn: (_o: object, msg?: string) => void entries.push(`warn ${msg}`),
-      error: (_o: object, msg?: string) => void entries.push(`error ${msg}`),
-      child() {
-        return this;
-      },
-    };
+    const logger = capturingLogger();
     const empty = { tasks: [], malformed: [], next: null };
     let up = false;
     let answer: (() => void) | undefined;
@@ -333,10 +324,10 @@ describe('an unreachable backend', () => {
     );
     worker.start();
     await sleep(5300);
-    expect(entries).toContain('warn oncetask: Firestore is not answering; still trying');
+    expect(logger.lines()).toContain('warn oncetask: Firestore is not answering; still trying');
     up = true;
     answer!();
-    await waitFor(() => entries.includes('info oncetask: Firestore answers again') || undefined, { timeoutMs: 2000 });
+    await waitFor(() => logger.lines().includes('info oncetask: Firestore answers again') || undefined, { timeoutMs: 2000 });
     await worker.stop(0);
   }, 15_000);
 });
