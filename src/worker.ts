@@ -193,7 +193,7 @@ export class KindWorker<S extends z.ZodType> {
         if (claimed > 0 || conflicts > 0) continue; // the queue moved: look again at once
         // Idle. Listening: the listener wakes us when work comes due; poll only past busy keys
         // (another process frees them without touching our queue's head) and sweep now and then.
-        if (listen) this.watcher.start();
+        if (listen && !this.stopping) this.watcher.start(); // never after stop(): the client may be gone
         const cap = blocked || !listen ? pollIntervalMs : sweepIntervalMs;
         const untilDue = nextDueAt === null ? Infinity : nextDueAt - Date.now();
         await this.sleep(Math.min(cap, untilDue));

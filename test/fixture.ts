@@ -58,6 +58,9 @@ export function useFirestore(projectId: string = TEST_PROJECT_ID): Firestore {
   const db = testFirestore(projectId);
   afterAll(async () => {
     open.delete(db);
+    // Closed listeners finish tearing down their streams asynchronously; terminating the client
+    // in the middle of that makes the SDK reject a request nobody awaits.
+    await new Promise((resolve) => setTimeout(resolve, 250));
     await db.terminate();
   });
   return db;

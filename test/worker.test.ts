@@ -15,11 +15,11 @@ import { capturingLogger, jobTask, makeManager, sleep, TEST_COLLECTION } from '.
 const db = useFirestore();
 const quick = fixedDelay({ maxAttempts: 3, delayMs: 20 });
 
-const terminal = (m: ReturnType<typeof makeManager>, id: string) =>
+const terminal = (m: ReturnType<typeof makeManager>, id: string, timeoutMs = 10_000) =>
   waitFor(async () => {
     const t = await m.get(id);
     return t && ['succeeded', 'failed', 'cancelled'].includes(t.status) ? t : undefined;
-  }, { message: `${id} terminal` });
+  }, { message: `${id} terminal`, timeoutMs });
 
 describe('when tasks run', () => {
   it('runs a task only once it is due, not before', async () => {
@@ -117,7 +117,7 @@ describe('retries and failures', () => {
       throw new Error(`e${ctx.attempt}`);
     }, { retry: fixedDelay({ maxAttempts: 23, delayMs: 0 }) });
     m.start();
-    const t = await terminal(m, 'job-1');
+    const t = await terminal(m, 'job-1', 25_000); // 23 attempts: slow on a loaded machine
     expect(t.errorCount).toBe(23);
     expect(t.errors).toHaveLength(20);
     expect(t.errors[0]!.message).toBe('e4');
