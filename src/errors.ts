@@ -19,7 +19,8 @@ export type OnceTaskErrorCode =
   | 'LEASE_EXPIRED'
   | 'SHUTDOWN'
   | 'TASK_CANCELLED'
-  | 'ENVIRONMENT_MISMATCH';
+  | 'ENVIRONMENT_MISMATCH'
+  | 'BACKEND_TIMEOUT';
 
 /** Base class of every error raised by oncetask. */
 export class OnceTaskError extends Error {
@@ -168,5 +169,23 @@ export function toError(thrown: unknown): Error {
     return new Error(`non-Error thrown: ${JSON.stringify(thrown)}`);
   } catch {
     return new Error(`non-Error thrown: ${String(thrown)}`);
+  }
+}
+
+/**
+ * Firestore did not answer a call within its deadline (a partition, an outage). For a write,
+ * whether it was applied is unknown; every write of the library is idempotent to repeat
+ * (`create` of the same ID, `cancel` of the same task), so the caller may simply try again.
+ */
+export class BackendTimeoutError extends OnceTaskError {
+  /** What was being done, e.g. `create "welcome-42"`. */
+  readonly operation: string;
+  /** How long the call was given, in ms. */
+  readonly timeoutMs: number;
+
+  constructor(operation: string, timeoutMs: number) {
+    super('BACKEND_TIMEOUT', `${operation}: Firestore did not answer within ${timeoutMs} ms; the outcome is unknown and the call is safe to repeat`);
+    this.operation = operation;
+    this.timeoutMs = timeoutMs;
   }
 }

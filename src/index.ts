@@ -30,7 +30,7 @@ export { TASK_STATUSES, TERMINAL_STATUSES, OPEN_STATUSES, MAX_RECORDED_ERRORS } 
 export { exponentialBackoff, fixedDelay, noRetry } from './retry.js';
 export type { RetryPolicy, ExponentialBackoffOptions, FixedDelayOptions } from './retry.js';
 export type { OnceTaskLogger } from './logger.js';
-export type { OperationStats } from './op-stats.js';
+export type { OperationStats } from './store/op-stats.js';
 export {
   OnceTaskError,
   InvalidPayloadError,

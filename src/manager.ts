@@ -1,10 +1,13 @@
 import { hostname } from 'node:os';
 import type { Firestore, Transaction, WriteBatch } from '@google-cloud/firestore';
 import type { z } from 'zod';
-import { TaskAdmin } from './admin.js';
-import { HandlerAlreadyRegisteredError, InvalidIdError, InvalidOptionsError, InvalidPayloadError, TaskNotFoundError } from './errors.js';
+import { assertDefinition, TaskAdmin } from './admin/task-admin.js';
+import { TaskReads, type ListOptions, type ListPage } from './admin/task-reads.js';
+import { DEFAULT_MAX_CLOCK_SKEW_MS, systemClock, type Clock } from './clock.js';
+import { HandlerAlreadyRegisteredError, InvalidIdError, InvalidOptionsError, InvalidPayloadError } from './errors.js';
 import type { GroupHandler, GroupHandlerOptions, HandlerOptions, HandlerSpec, TaskHandler } from './handlers.js';
-import { LeaseProtocol, newWorkerId } from './lease.js';
+import { LeaseProtocol, newWorkerId } from './lease/protocol.js';
+import { DEFAULT_CALL_TIMEOUT_MS } from './store/calls.js';
 import { defaultLogger, type OnceTaskLogger } from './logger.js';
 import {
   assertDate,
@@ -16,13 +19,15 @@ import {
   parseOptions,
   resolveHandlerOptions,
 } from './options.js';
-import type { OperationStats } from './op-stats.js';
-import { TaskStore, type TaskFields } from './store.js';
+import type { OperationStats } from './store/op-stats.js';
+import { TaskStore, type TaskFields } from './store/task-store.js';
 import { prepareRecurrence, type RecurrenceOptions } from './recurrence.js';
-import { newTaskFields, OPEN_STATUSES, TASK_STATUSES, toTaskInfo, type TaskInfo, type TaskStatus } from './task-document.js';
-import { assertValidId, identify, isTaskDefinition, parsePayload, type TaskDefinition } from './task-definition.js';
+import { newTaskFields, type TaskInfo } from './task-document.js';
+import { assertValidId, identify, parsePayload, type TaskDefinition } from './task-definition.js';
 import { toFirestoreValue } from './values.js';
-import { KindWorker } from './worker.js';
+import { KindWorker } from './worker/kind-worker.js';
+
+export type { ListOptions, ListPage } from './admin/task-reads.js';
 
 /** Options of {@link OnceTaskManager}. */
 export interface OnceTaskManagerOptions {
@@ -52,6 +57,23 @@ export interface OnceTaskManagerOptions {
   sweepIntervalMs?: number;
   /** This process's identity in leases. Default `host:pid:random`. */
   workerId?: string;
+  /**
+   * The current time in ms since the epoch, like `Date.now` (the default). Every due time,
+   * stored lease expiry and schedule is read from it; tests use it to skew one worker's clock.
+   */
+  clock?: Clock;
+  /**
+   * The most two processes' clocks may differ, in ms. Default 2000. A lease (and a key lock)
+   * counts as expired for another worker only this long after its stored expiry, so workers
+   * whose clocks differ by up to this much never run one task at once. Keep clocks NTP-synced.
+   */
+  maxClockSkewMs?: number;
+  /**
+   * Deadline of one Firestore call, in ms. Default 20 s. The SDK would otherwise retry some
+   * calls for up to 10 minutes; a call past its deadline fails with `BackendTimeoutError` (its
+   * outcome unknown). Lease writes are further bounded by the lease's own deadline.
+   */
+  callTimeoutMs?: number;
 }
 
 /** Options of {@link OnceTaskManager.create}. */
@@ -90,27 +112,6 @@ export interface StopOptions {
   graceMs?: number;
 }
 
-/** Options of {@link OnceTaskManager.list}. */
-export interface ListOptions {
-  /** Only this kind (a definition or its name). */
-  kind?: TaskDefinition | string;
-  /** Only this status. */
-  status?: TaskStatus;
-  /** Page size, 1-1000. */
-  limit: number;
-  /** `nextCursor` of the previous page. */
-  cursor?: string;
-}
-
-/** One page of {@link OnceTaskManager.list}, newest first. */
-export interface ListPage {
-  tasks: TaskInfo[];
-  /** Pass as `cursor` for the next page; `null` on the last page. */
-  nextCursor: string | null;
-  /** Documents of this environment that are not valid tasks (skipped). */
-  malformed: { docId: string; reason: string }[];
-}
-
 /** Longest ID of a recurring generator, so its occurrence IDs stay within 500 bytes. */
 const MAX_GENERATOR_ID_BYTES = 470;
 
@@ -130,6 +131,9 @@ export class OnceTaskManager {
   readonly workerId: string;
   private readonly store: TaskStore;
   private readonly admin: TaskAdmin;
+  private readonly reads: TaskReads;
+  private readonly clock: Clock;
+  private readonly maxClockSkewMs: number;
   private readonly logger: OnceTaskLogger;
   private readonly retentionMs: number;
   private readonly pollIntervalMs: number;
@@ -140,7 +144,8 @@ export class OnceTaskManager {
 
   constructor(options: OnceTaskManagerOptions) {
     if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('OnceTaskManager: expected an options object');
-    const { firestore, logger, ...rest } = options;
+    const { firestore, logger, clock, ...rest } = options;
+    if (clock !== undefined && typeof clock !== 'function') throw new InvalidOptionsError('OnceTaskManager: option "clock" must be a function returning ms since the epoch');
     if (typeof firestore !== 'object' || firestore === null || typeof firestore.collection !== 'function') {
       throw new InvalidOptionsError('OnceTaskManager: option "firestore" must be a Firestore instance');
     }
@@ -153,8 +158,18 @@ export class OnceTaskManager {
     this.sweepIntervalMs = parsed.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS;
     this.listen = parsed.listen ?? true;
     this.logger = (logger ?? defaultLogger()).child({ env: this.env, workerId: this.workerId });
-    this.store = new TaskStore(firestore, this.collection, this.env);
-    this.admin = new TaskAdmin(this.store, this.retentionMs, (kind) => this.wakeLocal(kind));
+    this.clock = clock ?? systemClock;
+    this.maxClockSkewMs = parsed.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
+    this.store = new TaskStore(firestore, this.collection, this.env, parsed.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS);
+    this.admin = new TaskAdmin(this.store, this.retentionMs, this.clock, {
+      wake: (kind) => this.wakeLocal(kind),
+      cancelLocal: (kind, docId) => this.workers.get(kind)?.cancelLocal(docId),
+      endsCancelledAtOnce: (kind) => {
+        const worker = this.workers.get(kind);
+        return worker !== undefined && !worker.hasCancelHandler;
+      },
+    });
+    this.reads = new TaskReads(this.store, this.logger);
   }
 
   // ---- creating -------------------------------------------------------------------------
@@ -171,7 +186,7 @@ export class OnceTaskManager {
     if (recurrence !== undefined && waitUntil !== undefined) {
       throw new InvalidOptionsError('create: a recurring task starts at its first slot; pass "recurrence" or "waitUntil", not both');
     }
-    const { id, fields } = this.prepare(def, data, waitUntil ?? new Date(), recurrence);
+    const { id, fields } = this.prepare(def, data, waitUntil ?? new Date(this.clock()), recurrence);
     let created: boolean;
     if (transaction) created = await this.store.createInTransaction(transaction, id, fields);
     else if (batch) created = await this.store.createInBatch(batch, id, fields);
@@ -191,7 +206,7 @@ export class OnceTaskManager {
   ): Promise<CreateManyResult> {
     assertDefinition(def);
     if (!Array.isArray(data)) throw new InvalidOptionsError('createMany: data must be an array');
-    const now = options.waitUntil ?? new Date();
+    const now = options.waitUntil ?? new Date(this.clock());
     const items = data.map((item, index) => {
       try {
         return this.prepare(def, item, now);
@@ -229,6 +244,7 @@ export class OnceTaskManager {
       data: toFirestoreValue(data, `${def.kind} payload`),
       resourceKey,
       waitUntil: schedule?.at ?? waitUntil,
+      now: new Date(this.clock()),
       ...(schedule ? { recurrence: { recurrence: schedule.recurrence, series: schedule.cursor } } : {}),
     });
     return { id, fields };
@@ -278,12 +294,14 @@ export class OnceTaskManager {
     const worker = new KindWorker(
       {
         store: this.store,
-        protocol: new LeaseProtocol(this.store, this.workerId, this.retentionMs),
+        protocol: new LeaseProtocol(this.store, this.workerId, this.retentionMs, this.clock),
         logger: this.logger,
         pollIntervalMs: this.pollIntervalMs,
         sweepIntervalMs: this.sweepIntervalMs,
         listen: this.listen,
         retentionMs: this.retentionMs,
+        clock: this.clock,
+        maxClockSkewMs: this.maxClockSkewMs,
       },
       def,
       spec,
@@ -340,15 +358,7 @@ export class OnceTaskManager {
 
   /** Tasks by ID, in the order given; `null` where absent (or malformed, which is logged). */
   async getMany(ids: readonly string[]): Promise<(TaskInfo | null)[]> {
-    if (!Array.isArray(ids)) throw new InvalidOptionsError('getMany: ids must be an array');
-    ids.forEach((id) => assertValidId(id));
-    const decoded = await this.store.getMany(ids);
-    return decoded.map((d, i) => {
-      if (d === null) return null;
-      if (d.ok) return toTaskInfo(d.task);
-      this.logger.warn({ taskId: ids[i], reason: d.reason }, 'oncetask: malformed task document');
-      return null;
-    });
+    return this.reads.getMany(ids);
   }
 
   /** How many tasks of the kind are pending (waiting or due, not running), by a COUNT aggregation. */
@@ -359,43 +369,19 @@ export class OnceTaskManager {
 
   /** Lists tasks newest first, optionally by kind and status, a page at a time. */
   async list(options: ListOptions): Promise<ListPage> {
-    const { limit, status, cursor } = options ?? ({} as ListOptions);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new InvalidOptionsError('list: option "limit" must be an integer 1-1000');
-    if (status !== undefined && !TASK_STATUSES.includes(status)) {
-      throw new InvalidOptionsError(`list: option "status" must be one of ${TASK_STATUSES.join(', ')}`);
-    }
-    const kind = options.kind === undefined ? undefined : isTaskDefinition(options.kind) ? options.kind.kind : options.kind;
-    if (kind !== undefined && (typeof kind !== 'string' || kind === '')) throw new InvalidOptionsError('list: option "kind" must be a task definition or kind name');
-    const after = cursor === undefined ? undefined : decodeCursor(cursor);
-    const page = await this.store.list({ kind, status, limit, after });
-    const tasks: TaskInfo[] = [];
-    const malformed: ListPage['malformed'] = [];
-    for (const item of page.items) {
-      if (item.decoded.ok) tasks.push(toTaskInfo(item.decoded.task));
-      else malformed.push({ docId: item.docId, reason: item.decoded.reason });
-    }
-    const last = page.items[page.items.length - 1];
-    const nextCursor = page.hasMore && last?.createdAt ? encodeCursor(last.createdAt, last.docId) : null;
-    return { tasks, nextCursor, malformed };
+    return this.reads.list(options);
   }
 
   /** A resource key's tasks in queue order (due time, then creation order). */
   async listByResourceKey(def: TaskDefinition, resourceKey: string, options: { limit?: number } = {}): Promise<TaskInfo[]> {
     assertDefinition(def);
     assertKey(resourceKey);
-    const limit = options.limit ?? 1000;
-    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new InvalidOptionsError('listByResourceKey: option "limit" must be an integer 1-10000');
-    const { tasks } = await this.store.listByResourceKey(def.kind, resourceKey, limit);
-    return tasks.map((t) => toTaskInfo(t.task));
+    return this.reads.listByResourceKey(def.kind, resourceKey, options ?? {});
   }
 
   /** The occurrences a recurring generator has spawned, oldest slot first. */
   async listOccurrences(generatorId: string, options: { limit?: number } = {}): Promise<TaskInfo[]> {
-    assertValidId(generatorId);
-    const limit = options.limit ?? 1000;
-    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new InvalidOptionsError('listOccurrences: option "limit" must be an integer 1-10000');
-    const { tasks } = await this.store.listOccurrences(generatorId, limit);
-    return tasks.map((t) => toTaskInfo(t.task));
+    return this.reads.listOccurrences(generatorId, options ?? {});
   }
 
   // ---- administering --------------------------------------------------------------------
@@ -428,9 +414,7 @@ export class OnceTaskManager {
   /** Deletes many tasks; returns how many existed. */
   async deleteMany(ids: readonly string[]): Promise<number> {
     assertIds(ids, 'deleteMany');
-    const found = await this.store.getMany(ids);
-    for (const [i, id] of ids.entries()) if (found[i] === null) await this.admin.assertNotElsewhere(id);
-    return this.store.deleteMany(ids);
+    return this.admin.deleteMany(ids);
   }
 
   /**
@@ -440,44 +424,20 @@ export class OnceTaskManager {
    */
   async cancel(id: string): Promise<number> {
     assertValidId(id);
-    const { count, task } = await this.admin.cancel(id, (kind) => this.endsCancelledAtOnce(kind));
-    if (count === 1 && task?.status === 'running') this.workers.get(task.kind)?.cancelLocal(this.store.docId(id));
-    return count;
+    return this.admin.cancel(id);
   }
 
   /** Cancels many tasks; unknown IDs throw before anything changes. Returns how many were newly cancelled. */
   async cancelMany(ids: readonly string[]): Promise<number> {
     assertIds(ids, 'cancelMany');
-    const unique = [...new Set(ids)];
-    const found = await this.store.getMany(unique);
-    for (const [i, id] of unique.entries()) {
-      if (found[i] === null) {
-        await this.admin.assertNotElsewhere(id);
-        throw new TaskNotFoundError(id, this.env);
-      }
-    }
-    let count = 0;
-    for (const id of unique) count += await this.cancel(id);
-    return count;
+    return this.admin.cancelMany(ids);
   }
 
-  /** Cancels every open task of a resource key. Returns how many were newly cancelled. */
+  /** Cancels every open task of a resource key (any number of them). Returns how many were newly cancelled. */
   async cancelByResourceKey(def: TaskDefinition, resourceKey: string): Promise<number> {
     assertDefinition(def);
     assertKey(resourceKey);
-    let count = 0;
-    for (;;) {
-      const { tasks } = await this.store.findByResourceKey(def.kind, resourceKey, OPEN_STATUSES, 500);
-      const open = tasks.filter((t) => !t.task.cancelRequested);
-      for (const t of open) count += await this.cancel(t.task.id);
-      if (tasks.length < 500 || open.length === 0) return count;
-    }
-  }
-
-  /** A pending task can end cancelled at once when this process runs its kind without onCancel. */
-  private endsCancelledAtOnce(kind: string): boolean {
-    const worker = this.workers.get(kind);
-    return worker !== undefined && !worker.hasCancelHandler;
+    return this.admin.cancelByResourceKey(def.kind, resourceKey);
   }
 }
 
@@ -488,22 +448,4 @@ function assertIds(ids: readonly string[], method: string): void {
 
 function assertKey(resourceKey: unknown): asserts resourceKey is string {
   if (typeof resourceKey !== 'string' || resourceKey === '') throw new InvalidOptionsError('resourceKey must be a non-empty string');
-}
-
-function assertDefinition(def: unknown): asserts def is TaskDefinition {
-  if (!isTaskDefinition(def)) throw new InvalidOptionsError('expected a task definition made by defineTask()');
-}
-
-function encodeCursor(createdAt: Date, docId: string): string {
-  return Buffer.from(JSON.stringify([createdAt.getTime(), docId])).toString('base64url');
-}
-
-function decodeCursor(cursor: string): { createdAt: Date; docId: string } {
-  try {
-    const [ms, docId] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
-    if (typeof ms === 'number' && typeof docId === 'string') return { createdAt: new Date(ms), docId };
-  } catch {
-    // fall through to the error below
-  }
-  throw new InvalidOptionsError('list: option "cursor" is not a cursor returned by list()');
 }

@@ -34,6 +34,8 @@ export const managerOptionsSchema = z.object({
   sweepIntervalMs: z.number().finite().min(10).optional(),
   listen: z.boolean().optional(),
   workerId: z.string().min(1).max(200).optional(),
+  maxClockSkewMs: z.number().finite().min(0).max(3_600_000).optional(),
+  callTimeoutMs: z.number().finite().min(100).optional(),
 });
 
 const handlerOptionsSchema = z.object({

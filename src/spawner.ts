@@ -1,7 +1,7 @@
 import { MalformedTaskError, toError } from './errors.js';
 import type { OnceTaskLogger } from './logger.js';
 import { planSpawn, type SpawnPlan } from './recurrence.js';
-import type { ConditionalWrite, TaskFields, TaskStore, VersionedTask } from './store.js';
+import type { ConditionalWrite, TaskFields, TaskStore, VersionedTask } from './store/task-store.js';
 import { newTaskFields } from './task-document.js';
 
 /**

@@ -205,11 +205,13 @@ export interface NewTask {
   waitUntil: Date;
   recurrence?: { recurrence: StoredRecurrence; series: SeriesCursor };
   occurrence?: TaskOccurrence;
+  /** Creation time (the manager's clock). Default: now. */
+  now?: Date;
 }
 
 /** The fields of a new pending task. */
 export function newTaskFields(t: NewTask): Record<string, unknown> {
-  const now = new Date();
+  const now = t.now ?? new Date();
   const fields: Omit<z.input<typeof storedTaskSchema>, 'waitUntil' | 'createdAt' | 'updatedAt'> & Record<string, unknown> = {
     id: t.id,
     kind: t.kind,

@@ -5,7 +5,7 @@ import { Firestore } from '@google-cloud/firestore';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineTask, OnceTaskManager } from '../src/index.js';
-import { TaskStore } from '../src/store.js';
+import { TaskStore } from '../src/store/task-store.js';
 import { newTaskFields } from '../src/task-document.js';
 import { startEmulator, type EmulatorHandle } from '../scripts/emulator.js';
 import { waitFor } from './fixture.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LeaseLostError, noRetry, fixedDelay } from '../src/index.js';
-import { LeaseProtocol } from '../src/lease.js';
-import { TaskStore } from '../src/store.js';
+import { LeaseProtocol } from '../src/lease/protocol.js';
+import { TaskStore } from '../src/store/task-store.js';
 import { CLAIMABLE_STATUSES } from '../src/task-document.js';
 import { useFirestore, waitFor } from './fixture.js';
 import { jobTask, makeManager, sleep, TEST_COLLECTION } from './support.js';
@@ -16,7 +16,7 @@ async function setup(n = 1) {
   const store = new TaskStore(db, TEST_COLLECTION, m.env);
   const candidates = async () => (await store.findClaimable('job', CLAIMABLE_STATUSES, new Date(), 10)).tasks;
   const raw = async (id = 'job-1') => (await db.collection(TEST_COLLECTION).doc(store.docId(id)).get()).data()!;
-  return { m, store, candidates, raw, a: new LeaseProtocol(store, 'worker-a', DAY), b: new LeaseProtocol(store, 'worker-b', DAY) };
+  return { m, store, candidates, raw, a: new LeaseProtocol(store, 'worker-a', DAY, Date.now), b: new LeaseProtocol(store, 'worker-b', DAY, Date.now) };
 }
 
 describe('claim', () => {
@@ -54,6 +54,9 @@ describe('fencing', () => {
   it('refuses every write of a worker whose expired lease was taken over', async () => {
     const { candidates, a, b, raw } = await setup();
     const stale = await a.claim([(await candidates())[0]!], { leaseMs: 150, mode: 'run' });
+    // A holder frozen past its local deadline (a paused VM, a stopped process) that wakes up and
+    // writes: only the server-side fence stops it.
+    stale!.deadline = Number.POSITIVE_INFINITY;
     await sleep(200);
     const [expired] = await candidates();
     expect(expired!.task.status).toBe('running');

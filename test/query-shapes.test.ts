@@ -2,8 +2,8 @@ import { readFileSync, existsSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineTask } from '../src/index.js';
-import { QUERY_SHAPES, type QueryShape, type QueryShapeName } from '../src/query-shapes.js';
-import { observeQueries } from '../src/store.js';
+import { QUERY_SHAPES, type QueryShape, type QueryShapeName } from '../src/store/query-shapes.js';
+import { observeQueries } from '../src/store/task-store.js';
 import { useFirestore, waitFor } from './fixture.js';
 import { jobTask, makeManager } from './support.js';
 
@@ -32,6 +32,8 @@ function missingIndex(shape: QueryShape): string | null {
   const order = [...shape.orderBy];
   const last = order[order.length - 1];
   if (last?.field === '__name__' && order.length > 1 && order[order.length - 2]!.direction === last.direction) order.pop();
+  // Equality filters with only ascending __name__ order are served by merging single-field indexes.
+  if (order.length === 1 && order[0]!.field === '__name__' && order[0]!.direction === 'asc') order.pop();
   // Equality-only queries are served by merging single-field indexes; so is one ordered field alone.
   if (order.length === 0 || (shape.equals.length === 0 && order.length === 1)) return null;
   const found = indexFile.indexes.some((index) => {

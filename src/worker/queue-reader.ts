@@ -1,7 +1,9 @@
-import { MalformedTaskError } from './errors.js';
-import type { Lease, LeaseProtocol } from './lease.js';
-import type { OnceTaskLogger } from './logger.js';
-import type { ClaimCursor, TaskStore, VersionedLock, VersionedTask } from './store.js';
+import { MalformedTaskError } from '../errors.js';
+import type { Clock } from '../clock.js';
+import type { Lease } from '../lease/lease.js';
+import type { LeaseProtocol } from '../lease/protocol.js';
+import type { OnceTaskLogger } from '../logger.js';
+import type { ClaimCursor, TaskStore, VersionedLock, VersionedTask } from '../store/task-store.js';
 
 /**
  * How a worker reads its queue: a page of due tasks at a time (growing while queries are slow),
@@ -50,6 +52,7 @@ export class QueueReader {
     private readonly protocol: LeaseProtocol,
     private readonly kind: string,
     private readonly log: OnceTaskLogger,
+    private readonly clock: Clock,
   ) {}
 
   /** Puts a due task (from the queue listener) first in line. */
@@ -90,16 +93,16 @@ export class QueueReader {
     const { store } = this;
     const limit = Math.max(Math.min(MAX_BASE_PAGE, Math.max(MIN_PAGE_SIZE, free * 2 + 4)), this.pageSize);
     const started = Date.now();
-    const found = await store.findClaimable(this.kind, ['pending'], new Date(started), limit, after);
+    const found = await store.findClaimable(this.kind, ['pending'], new Date(this.clock()), limit, after);
     const took = Date.now() - started;
     // A slow query (a large backlog on a scanning backend) makes the next page as large as allowed
     // at once; fast ones shrink it back, so idle and light loads read no more than they claim.
-    this.pageSize = took > SLOW_QUERY_MS ? MAX_PAGE_SIZE : took < FAST_QUERY_MS ? Math.max(MIN_PAGE_SIZE, this.pageSize / 2) : this.pageSize;
+    this.pageSize = nextPageSize(this.pageSize, took);
     this.othersInterval = Math.max(OTHER_STATUSES_INTERVAL_MS, took * 20);
     let { tasks, malformed } = found;
     if (after === undefined && (found.tasks.length < limit || started - this.othersCheckedAt >= this.othersInterval)) {
       this.othersCheckedAt = started;
-      const others = await store.findClaimable(this.kind, ['running', 'cancelling'], new Date(started), limit);
+      const others = await store.findClaimable(this.kind, ['running', 'cancelling'], new Date(this.clock()), limit);
       tasks = [...others.tasks, ...tasks].sort(
         (a, b) => a.task.waitUntil.getTime() - b.task.waitUntil.getTime() || a.task.seq - b.task.seq,
       );
@@ -127,7 +130,7 @@ export class QueueReader {
       if (cached) result.set(key, cached);
       else unknown.push(key);
     }
-    for (const [key, lock] of await this.store.readLocks(this.kind, unknown)) result.set(key, lock);
+    for (const [key, lock] of await this.store.locks.readLocks(this.kind, unknown)) result.set(key, lock);
     return result;
   }
 
@@ -136,7 +139,7 @@ export class QueueReader {
     const lock = lease.lock;
     if (!lock?.released) return;
     if (this.lockCache.size >= MAX_CACHED_LOCKS) this.lockCache.clear();
-    const now = new Date();
+    const now = new Date(this.clock());
     this.lockCache.set(key, {
       docId: lock.docId,
       updateTime: lock.updateTime,
@@ -161,4 +164,15 @@ export class QueueReader {
       this.markingMalformed.delete(docId);
     }
   }
+}
+
+/**
+ * The next page size after a due-task query that took `tookMs`: a slow query (a large backlog
+ * on a scanning backend) jumps to the largest page, fast ones halve it back towards the
+ * smallest. Always an integer: Firestore refuses a fractional `limit`.
+ */
+export function nextPageSize(current: number, tookMs: number): number {
+  if (tookMs > SLOW_QUERY_MS) return MAX_PAGE_SIZE;
+  if (tookMs < FAST_QUERY_MS) return Math.max(MIN_PAGE_SIZE, Math.floor(current / 2));
+  return current;
 }

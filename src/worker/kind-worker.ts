@@ -1,17 +1,19 @@
 import type { z } from 'zod';
-import { LeaseExpiredError, ShutdownError } from './errors.js';
+import { LeaseExpiredError, ShutdownError } from '../errors.js';
 import { Execution } from './execution.js';
-import type { HandlerSpec, ResolvedHandlerOptions } from './handlers.js';
-import { isLockFree } from './key-lock.js';
-import type { ClaimMode, Lease, LeaseProtocol } from './lease.js';
-import type { OnceTaskLogger } from './logger.js';
+import type { HandlerSpec, ResolvedHandlerOptions } from '../handlers.js';
+import { isLockFree } from '../store/key-lock.js';
+import type { ClaimMode, Lease } from '../lease/lease.js';
+import type { LeaseProtocol } from '../lease/protocol.js';
+import type { Clock } from '../clock.js';
+import type { OnceTaskLogger } from '../logger.js';
 import { QueueReader } from './queue-reader.js';
 import { QueueWatcher } from './queue-watcher.js';
-import { decideRetry } from './retry.js';
-import { Spawner } from './spawner.js';
-import type { ClaimCursor, TaskStore, VersionedLock, VersionedTask } from './store.js';
-import { CLAIMABLE_STATUSES, type TaskStatus } from './task-document.js';
-import type { TaskDefinition } from './task-definition.js';
+import { decideRetry } from '../retry.js';
+import { Spawner } from '../spawner.js';
+import type { ClaimCursor, TaskStore, VersionedLock, VersionedTask } from '../store/task-store.js';
+import { CLAIMABLE_STATUSES, type TaskStatus } from '../task-document.js';
+import type { TaskDefinition } from '../task-definition.js';
 
 /**
  * The worker loop of one task kind in one process: find due candidates, claim up to
@@ -32,6 +34,10 @@ export interface WorkerSettings {
   sweepIntervalMs: number;
   /** How long finished tasks are kept before TTL deletion. */
   retentionMs: number;
+  /** Wall time of this process. */
+  clock: Clock;
+  /** A lease (or key lock) counts as expired for a claimer only this long after its stored expiry. */
+  maxClockSkewMs: number;
 }
 
 interface ActiveRun {
@@ -89,13 +95,21 @@ export class KindWorker<S extends z.ZodType> {
       options,
       protocol: settings.protocol,
       log: this.log,
+      now: settings.clock,
+      stopping: () => this.stopping,
       writeDeadline: () => this.writeDeadline,
       wake: () => this.wake(),
     });
     this.spawner = new Spawner(settings.store, settings.retentionMs, this.log);
-    this.reader = new QueueReader(settings.store, settings.protocol, def.kind, this.log);
-    this.watcher = new QueueWatcher(settings.store, def.kind, (head) => this.wake(head), this.log, (bad) =>
-      void this.reader.reportMalformed(bad.docId, bad.updateTime, bad.reason),
+    this.reader = new QueueReader(settings.store, settings.protocol, def.kind, this.log, settings.clock);
+    this.watcher = new QueueWatcher(
+      settings.store,
+      def.kind,
+      (head) => this.wake(head),
+      this.log,
+      (bad) => void this.reader.reportMalformed(bad.docId, bad.updateTime, bad.reason),
+      settings.clock,
+      settings.maxClockSkewMs,
     );
   }
 
@@ -195,7 +209,7 @@ export class KindWorker<S extends z.ZodType> {
         // (another process frees them without touching our queue's head) and sweep now and then.
         if (listen && !this.stopping) this.watcher.start(); // never after stop(): the client may be gone
         const cap = blocked || !listen ? pollIntervalMs : sweepIntervalMs;
-        const untilDue = nextDueAt === null ? Infinity : nextDueAt - Date.now();
+        const untilDue = nextDueAt === null ? Infinity : nextDueAt - this.settings.clock();
         await this.sleep(Math.min(cap, untilDue));
       } catch (err) {
         this.log.error({ err, retryInMs: errorBackoff }, 'oncetask: looking for tasks failed; backing off');
@@ -244,8 +258,9 @@ export class KindWorker<S extends z.ZodType> {
     let busyUntil: number | null = null;
     let after: ClaimCursor | undefined;
     let buffered = this.reader.takeBuffered();
+    const { clock, maxClockSkewMs } = this.settings;
     for (let page = 0; page < MAX_PAGES_PER_ROUND && claimed < free && !this.stopping; ) {
-      const now = Date.now();
+      const now = clock();
       const fromBuffer = buffered.length > 0;
       let tasks: VersionedTask[];
       let next: ClaimCursor | null = null;
@@ -262,6 +277,13 @@ export class KindWorker<S extends z.ZodType> {
       for (const candidate of tasks) {
         if (this.isRunningHere(candidate.docId)) continue;
         const { task } = candidate;
+        if (task.lease !== null && task.lease.expiresAt.getTime() + maxClockSkewMs > now) {
+          // Expired by our clock but maybe not by the holder's: wait out the skew allowance.
+          const at = task.lease.expiresAt.getTime() + maxClockSkewMs;
+          busyUntil = busyUntil === null ? at : Math.min(busyUntil, at);
+          skippedBusy = true;
+          continue;
+        }
         const cancel = task.status === 'cancelling' || task.cancelRequested;
         if (task.recurrence !== null) {
           // Generators spawn (or, when cancelled, just end): no handler, no key lock.
@@ -270,7 +292,7 @@ export class KindWorker<S extends z.ZodType> {
         }
         const key = task.resourceKey;
         if (key !== null) {
-          if (seenKeys.has(key)) {
+          if (seenKeys.has(key) || this.isKeyHeldHere(key)) {
             skippedBusy = true;
             continue;
           }
@@ -283,7 +305,7 @@ export class KindWorker<S extends z.ZodType> {
       const chosen = picks.slice(0, free - claimed);
       // Keep the rest for the next round (same-key candidates included: their key may be free by then).
       const keep = [...picks.slice(free - claimed).map((p) => p.candidate), ...tasks.filter((t) => t.task.resourceKey !== null && !picks.some((p) => p.candidate === t))];
-      this.reader.keep(keep, fromBuffer ? (this.reader.bufferedAt ?? now) : now);
+      this.reader.keep(keep, fromBuffer ? (this.reader.bufferedAt ?? Date.now()) : Date.now());
       const keys = chosen.filter((p) => p.mode !== 'spawn').map((p) => p.candidate.task.resourceKey).filter((k): k is string => k !== null);
       const locks = await this.reader.locksFor(keys);
       const attempts: Promise<'claimed' | 'conflict' | 'skipped'>[] = [];
@@ -294,10 +316,10 @@ export class KindWorker<S extends z.ZodType> {
         }
         const key = pick.candidate.task.resourceKey;
         const lock = key === null ? undefined : locks.get(key);
-        if (lock && !isLockFree(lock.lock, now)) {
+        if (lock && !isLockFree(lock.lock, now - maxClockSkewMs)) {
           // Busy key: go on with the others; look again when its lease would expire at the latest.
           skippedBusy = true;
-          const expires = lock.lock!.holder!.expiresAt.getTime();
+          const expires = lock.lock!.holder!.expiresAt.getTime() + maxClockSkewMs;
           busyUntil = busyUntil === null ? expires : Math.min(busyUntil, expires);
           continue;
         }
@@ -329,8 +351,18 @@ export class KindWorker<S extends z.ZodType> {
     return { claimed, conflicts, nextDueAt, blocked: false };
   }
 
+  /** Whether a task is held in this process (running, or its aborted handler has not returned yet). */
   private isRunningHere(docId: string): boolean {
     for (const run of this.running.values()) if (run.lease.tasks.some((t) => t.docId === docId)) return true;
+    return false;
+  }
+
+  /**
+   * Whether a run in this process holds the key. Normally the key lock says so; but a run whose
+   * lease was lost or expired while its handler ignores the signal holds the key only here.
+   */
+  private isKeyHeldHere(key: string): boolean {
+    for (const run of this.running.values()) if (run.lease.tasks.some((t) => t.task.resourceKey === key)) return true;
     return false;
   }
 
@@ -356,9 +388,8 @@ export class KindWorker<S extends z.ZodType> {
       ...(lock && key !== null ? { lock: { ...lock, kind: this.def.kind, resourceKey: key } } : {}),
     });
     if (!lease) return 'conflict';
+    // Claimed while stop() was under way: the execution hands it straight back, never running it.
     const controller = new AbortController();
-    // Claimed while stop() was under way: hand it straight back.
-    if (this.stopping) controller.abort(new ShutdownError());
     const id = lease.token;
     const run: ActiveRun = { lease, controller, done: Promise.resolve() };
     this.running.set(id, run);
@@ -373,10 +404,11 @@ export class KindWorker<S extends z.ZodType> {
   /** A key's ready tasks for a grouped claim, in queue order, up to `maxBatchSize`. */
   private async groupCandidates(key: string): Promise<VersionedTask[]> {
     const { tasks } = await this.settings.store.findByResourceKey(this.def.kind, key, GROUP_STATUSES, this.options.maxBatchSize);
-    const now = Date.now();
+    const now = this.settings.clock();
     const ready: VersionedTask[] = [];
     for (const t of tasks) {
       if (t.task.waitUntil.getTime() > now || t.task.cancelRequested || t.task.recurrence !== null) continue;
+      if (t.task.lease !== null && t.task.lease.expiresAt.getTime() + this.settings.maxClockSkewMs > now) continue;
       if (await this.mayRetryExpired(t, 'run')) ready.push(t);
     }
     return ready;

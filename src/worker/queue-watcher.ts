@@ -1,6 +1,7 @@
-import type { OnceTaskLogger } from './logger.js';
-import type { MalformedDocument, TaskStore, VersionedTask } from './store.js';
-import { CLAIMABLE_STATUSES } from './task-document.js';
+import type { Clock } from '../clock.js';
+import type { OnceTaskLogger } from '../logger.js';
+import type { MalformedDocument, TaskStore, VersionedTask } from '../store/task-store.js';
+import { CLAIMABLE_STATUSES } from '../task-document.js';
 
 /**
  * Cross-process wake-ups without polling: a listener on the head of a kind's queue. When the
@@ -21,7 +22,11 @@ export class QueueWatcher {
     private readonly wake: (dueHead?: VersionedTask) => void,
     private readonly log: OnceTaskLogger,
     /** Called with a malformed document at the head of the queue. */
-    private readonly onMalformed: (doc: MalformedDocument) => void = () => undefined,
+    private readonly onMalformed: (doc: MalformedDocument) => void,
+    /** Wall time of this process. */
+    private readonly clock: Clock,
+    /** A running head's lease is claimable this long after its stored expiry. */
+    private readonly maxClockSkewMs: number,
   ) {}
 
   /** Whether a listener is attached (or about to be re-attached). */
@@ -57,7 +62,9 @@ export class QueueWatcher {
     this.backoffMs = MIN_BACKOFF_MS;
     clearTimeout(this.dueTimer);
     if (dueAt === null) return;
-    const inMs = dueAt.getTime() - Date.now();
+    // A running head comes due when its lease expires, plus the clock-skew allowance.
+    const skew = head?.task.lease ? this.maxClockSkewMs : 0;
+    const inMs = dueAt.getTime() + skew - this.clock();
     // Due now: hand the head over, so the worker can claim it without querying first.
     if (inMs <= 0) this.wake(head ?? undefined);
     // setTimeout caps at ~24.8 days; a later head re-arms when the listener fires again.

@@ -1,0 +1,101 @@
+import { InvalidOptionsError } from '../errors.js';
+import type { OnceTaskLogger } from '../logger.js';
+import type { TaskStore } from '../store/task-store.js';
+import { assertValidId, isTaskDefinition, type TaskDefinition } from '../task-definition.js';
+import { TASK_STATUSES, toTaskInfo, type TaskInfo, type TaskStatus } from '../task-document.js';
+
+/** Reading tasks for the public API: by ID, listing with a cursor, by key, by generator. */
+
+/** Options of {@link OnceTaskManager.list}. */
+export interface ListOptions {
+  /** Only this kind (a definition or its name). */
+  kind?: TaskDefinition | string;
+  /** Only this status. */
+  status?: TaskStatus;
+  /** Page size, 1-1000. */
+  limit: number;
+  /** `nextCursor` of the previous page. */
+  cursor?: string;
+}
+
+/** One page of {@link OnceTaskManager.list}, newest first. */
+export interface ListPage {
+  tasks: TaskInfo[];
+  /** Pass as `cursor` for the next page; `null` on the last page. */
+  nextCursor: string | null;
+  /** Documents of this environment that are not valid tasks (skipped). */
+  malformed: { docId: string; reason: string }[];
+}
+
+export class TaskReads {
+  constructor(
+    private readonly store: TaskStore,
+    private readonly logger: OnceTaskLogger,
+  ) {}
+
+  /** Tasks by ID, in the order given; `null` where absent (or malformed, which is logged). */
+  async getMany(ids: readonly string[]): Promise<(TaskInfo | null)[]> {
+    if (!Array.isArray(ids)) throw new InvalidOptionsError('getMany: ids must be an array');
+    ids.forEach((id) => assertValidId(id));
+    const decoded = await this.store.getMany(ids);
+    return decoded.map((d, i) => {
+      if (d === null) return null;
+      if (d.ok) return toTaskInfo(d.task);
+      this.logger.warn({ taskId: ids[i], reason: d.reason }, 'oncetask: malformed task document');
+      return null;
+    });
+  }
+
+  /** Lists tasks newest first, optionally by kind and status, a page at a time. */
+  async list(options: ListOptions): Promise<ListPage> {
+    const { limit, status, cursor } = options ?? ({} as ListOptions);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new InvalidOptionsError('list: option "limit" must be an integer 1-1000');
+    if (status !== undefined && !TASK_STATUSES.includes(status)) {
+      throw new InvalidOptionsError(`list: option "status" must be one of ${TASK_STATUSES.join(', ')}`);
+    }
+    const kind = options.kind === undefined ? undefined : isTaskDefinition(options.kind) ? options.kind.kind : options.kind;
+    if (kind !== undefined && (typeof kind !== 'string' || kind === '')) throw new InvalidOptionsError('list: option "kind" must be a task definition or kind name');
+    const after = cursor === undefined ? undefined : decodeCursor(cursor);
+    const page = await this.store.list({ kind, status, limit, after });
+    const tasks: TaskInfo[] = [];
+    const malformed: ListPage['malformed'] = [];
+    for (const item of page.items) {
+      if (item.decoded.ok) tasks.push(toTaskInfo(item.decoded.task));
+      else malformed.push({ docId: item.docId, reason: item.decoded.reason });
+    }
+    const last = page.items[page.items.length - 1];
+    const nextCursor = page.hasMore && last?.createdAt ? encodeCursor(last.createdAt, last.docId) : null;
+    return { tasks, nextCursor, malformed };
+  }
+
+  /** A resource key's tasks in queue order (due time, then creation order). */
+  async listByResourceKey(kind: string, resourceKey: string, options: { limit?: number }): Promise<TaskInfo[]> {
+    const limit = options.limit ?? 1000;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new InvalidOptionsError('listByResourceKey: option "limit" must be an integer 1-10000');
+    const { tasks } = await this.store.listByResourceKey(kind, resourceKey, limit);
+    return tasks.map((t) => toTaskInfo(t.task));
+  }
+
+  /** The occurrences a recurring generator has spawned, oldest slot first. */
+  async listOccurrences(generatorId: string, options: { limit?: number }): Promise<TaskInfo[]> {
+    assertValidId(generatorId);
+    const limit = options.limit ?? 1000;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new InvalidOptionsError('listOccurrences: option "limit" must be an integer 1-10000');
+    const { tasks } = await this.store.listOccurrences(generatorId, limit);
+    return tasks.map((t) => toTaskInfo(t.task));
+  }
+}
+
+function encodeCursor(createdAt: Date, docId: string): string {
+  return Buffer.from(JSON.stringify([createdAt.getTime(), docId])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: Date; docId: string } {
+  try {
+    const [ms, docId] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
+    if (typeof ms === 'number' && typeof docId === 'string') return { createdAt: new Date(ms), docId };
+  } catch {
+    // fall through to the error below
+  }
+  throw new InvalidOptionsError('list: option "cursor" is not a cursor returned by list()');
+}

@@ -1,0 +1,356 @@
+import { randomUUID } from 'node:crypto';
+import type { DocumentData, Timestamp } from '@google-cloud/firestore';
+import { leaseSafetyMarginMs, type Clock } from '../clock.js';
+import { BackendTimeoutError, LeaseExpiredError, LeaseLostError, type OnceTaskError } from '../errors.js';
+import { monotonicNow } from '../store/calls.js';
+import type { ConditionalWrite, TaskFields, TaskStore, VersionedLock, VersionedTask } from '../store/task-store.js';
+import { appendError, type TaskErrorRecord } from '../task-document.js';
+import type { ClaimMode, FailureOutcome, HeldTask, Lease } from './lease.js';
+
+/**
+ * The claim and lease protocol. A claim is a conditional write (`lastUpdateTime` precondition;
+ * no transaction, no lock) that stamps a fresh random token on the task(s) and, for a resource
+ * key, on the key's lock document, all in one atomic commit. Every later write for that claim
+ * (renewal, outcome, release) is fenced by the token, so a worker whose lease was taken over
+ * can never overwrite the newer attempt; and none is sent after the lease's local deadline.
+ *
+ * Witnesses (fields that survive later writes) resolve writes whose answer was lost: the lease
+ * token for a claim, the written expiry for a renewal, `settledToken` for an outcome, and
+ * `releasedToken` for a key lock's release.
+ */
+
+/** Fence re-checks before a fenced write gives up on a document that keeps changing. */
+const MAX_FENCE_RETRIES = 10;
+
+function errorRecord(err: Error, attempt: number, at: Date): TaskErrorRecord {
+  const code = (err as { code?: unknown }).code;
+  return { at, attempt, message: err.message.slice(0, 4000), code: typeof code === 'string' ? code : null };
+}
+
+function leaseOf(data: DocumentData): { token?: unknown; expiresAt?: { toMillis?: () => number } } | null {
+  const lease = data.lease ?? data.holder;
+  return typeof lease === 'object' && lease !== null ? (lease as { token?: unknown; expiresAt?: { toMillis?: () => number } }) : null;
+}
+
+export class LeaseProtocol {
+  constructor(
+    private readonly store: TaskStore,
+    /** Identifies this process in leases (`host:pid:random`). */
+    readonly workerId: string,
+    /** How long terminal tasks (and idle key locks) are kept before TTL deletion. */
+    private readonly retentionMs: number,
+    private readonly clock: Clock,
+  ) {}
+
+  private now(): Date {
+    return new Date(this.clock());
+  }
+
+  /**
+   * Claims due candidates for `leaseMs` in one atomic commit, together with the key lock when
+   * given. Returns `null` when another worker changed any of them first (the caller moves on),
+   * or when Firestore did not answer in time (if the claim landed, its lease simply expires).
+   */
+  async claim(
+    candidates: readonly VersionedTask[],
+    options: { leaseMs: number; mode: ClaimMode; lock?: VersionedLock & { kind: string; resourceKey: string } },
+  ): Promise<Lease | null> {
+    const sentAt = monotonicNow();
+    const now = this.now();
+    const expiresAt = new Date(now.getTime() + options.leaseMs);
+    const token = randomUUID();
+    const leaseField = { token, workerId: this.workerId, expiresAt };
+    const held: Omit<HeldTask, 'updateTime' | 'queue' | 'lost' | 'cancelRequested' | 'settled'>[] = [];
+    const writes: ConditionalWrite[] = [];
+    for (const { docId, task, updateTime } of candidates) {
+      let errors: readonly TaskErrorRecord[] = task.errors;
+      let errorCount = task.errorCount;
+      if (task.lease !== null) {
+        // The previous attempt's lease ran out: the worker died or stalled. Record it as a failure.
+        const previous = task.status === 'cancelling' ? task.cancelAttempts : task.attempts;
+        errors = appendError(errors, errorRecord(new LeaseExpiredError(previous), previous, now));
+        errorCount += 1;
+      }
+      const attempt = (options.mode === 'run' ? task.attempts : task.cancelAttempts) + 1;
+      const fields: TaskFields = {
+        status: options.mode === 'run' ? 'running' : 'cancelling',
+        [options.mode === 'run' ? 'attempts' : 'cancelAttempts']: attempt,
+        waitUntil: expiresAt,
+        lease: leaseField,
+        errors,
+        errorCount,
+        updatedAt: now,
+      };
+      writes.push({ target: 'task', docId, fields, precondition: updateTime });
+      held.push({ docId, taskId: task.id, task, mode: options.mode, attempt, errors, errorCount });
+    }
+    const { lock } = options;
+    if (lock) {
+      writes.push({
+        target: 'lock',
+        docId: lock.docId,
+        precondition: lock.updateTime ?? 'absent',
+        fields: lock.updateTime
+          ? { holder: leaseField, updatedAt: now, expireAt: null }
+          : { env: this.store.env, kind: lock.kind, resourceKey: lock.resourceKey, holder: leaseField, updatedAt: now, expireAt: null },
+      });
+    }
+    const deadline = sentAt + options.leaseMs - leaseSafetyMarginMs(options.leaseMs);
+    let versions: Timestamp[];
+    try {
+      const result = await this.store.commitConditional(writes, { deadline, witness: (data) => leaseOf(data)?.token === token, what: 'claim' });
+      if (!Array.isArray(result)) return null;
+      versions = result;
+    } catch (err) {
+      if (err instanceof BackendTimeoutError) return null;
+      throw err;
+    }
+    return {
+      token,
+      expiresAt,
+      deadline,
+      ended: false,
+      onCancelRequested: null,
+      tasks: held.map((h, i) => ({ ...h, updateTime: versions[i]!, queue: Promise.resolve(), lost: null, settled: false, cancelRequested: h.task.cancelRequested })),
+      lock: lock ? { docId: lock.docId, updateTime: versions[held.length]!, queue: Promise.resolve(), released: false } : null,
+    };
+  }
+
+  // ---- ending tasks without a claim (conditional on the version read) --------------------
+
+  /** Fails a task whose lease expired when its retry policy allows no more attempts. */
+  async failExpired(candidate: VersionedTask): Promise<boolean> {
+    const { task } = candidate;
+    const now = this.now();
+    const error = errorRecord(new LeaseExpiredError(task.attempts), task.attempts, now);
+    const written = await this.store.updateIfUnchanged(
+      candidate.docId,
+      { ...this.terminalFields('failed', now), errors: appendError(task.errors, error), errorCount: task.errorCount + 1 },
+      candidate.updateTime,
+    );
+    return written.ok;
+  }
+
+  /** Ends a cancel-requested task as `cancelled` without running anything (no `onCancel`). */
+  async finishCancelled(candidate: VersionedTask, err?: Error): Promise<boolean> {
+    const { task } = candidate;
+    const now = this.now();
+    const failure = err ? { errors: appendError(task.errors, errorRecord(err, task.cancelAttempts, now)), errorCount: task.errorCount + 1 } : {};
+    const written = await this.store.updateIfUnchanged(candidate.docId, { ...this.terminalFields('cancelled', now), ...failure }, candidate.updateTime);
+    return written.ok;
+  }
+
+  /** Fails a document that is not a valid task. */
+  async failMalformed(docId: string, updateTime: Timestamp, error: OnceTaskError): Promise<boolean> {
+    const now = this.now();
+    const written = await this.store.updateIfUnchanged(docId, { ...this.terminalFields('failed', now), errors: [errorRecord(error, 0, now)], errorCount: 1 }, updateTime);
+    return written.ok;
+  }
+
+  // ---- writes under a lease ---------------------------------------------------------------
+
+  /**
+   * Extends the lease by `leaseMs` from now; on success the local deadline moves to `leaseMs`
+   * after this renewal was sent. Settled tasks are not renewed. Throws {@link LeaseLostError}
+   * when the key lock or every task was lost; a single lost task of a group is only marked.
+   */
+  async renew(lease: Lease, leaseMs: number): Promise<void> {
+    if (lease.ended) return;
+    const sentAt = monotonicNow();
+    if (sentAt >= lease.deadline) throw new LeaseLostError(lease.tasks[0]?.taskId ?? '?', 'the lease expired locally before it could be renewed');
+    const now = this.now();
+    const expiresAt = new Date(now.getTime() + leaseMs);
+    const leaseField = { token: lease.token, workerId: this.workerId, expiresAt };
+    const live = lease.tasks.filter((t) => !t.lost && !t.settled);
+    const lock = lease.lock && !lease.lock.released ? lease.lock : null;
+    const wroteExpiry = (data: DocumentData): boolean => {
+      const l = leaseOf(data);
+      return l?.token === lease.token && l.expiresAt?.toMillis?.() === expiresAt.getTime();
+    };
+    const results = await Promise.allSettled([
+      ...live.map((t) => this.writeTask(lease, t, { waitUntil: expiresAt, lease: leaseField, updatedAt: now }, 'renew', wroteExpiry)),
+      ...(lock ? [this.writeLock(lease, { holder: leaseField, updatedAt: now }, 'renew', wroteExpiry)] : []),
+    ]);
+    const lockResult = lock ? results[results.length - 1] : undefined;
+    if (lockResult?.status === 'rejected') throw lockResult.reason;
+    if (lease.tasks.every((t) => t.lost || t.settled) && lease.tasks.some((t) => t.lost)) throw lease.tasks.find((t) => t.lost)!.lost;
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && !(r.reason instanceof LeaseLostError));
+    if (failure) throw failure.reason;
+    if (lease.ended) return;
+    lease.expiresAt = expiresAt;
+    lease.deadline = Math.max(lease.deadline, sentAt + leaseMs - leaseSafetyMarginMs(leaseMs));
+  }
+
+  /** Records success with the handler's (already encoded) result. */
+  async succeed(lease: Lease, held: HeldTask, result: unknown): Promise<void> {
+    await this.writeOutcome(lease, held, { ...this.terminalFields('succeeded', this.now()), result });
+  }
+
+  /** Records a failed attempt: back to pending at `retryAt`, or failed for good. */
+  async fail(lease: Lease, held: HeldTask, err: Error, outcome: FailureOutcome): Promise<void> {
+    const now = this.now();
+    const failure = { errors: appendError(held.errors, errorRecord(err, held.attempt, now)), errorCount: held.errorCount + 1 };
+    if ('final' in outcome) await this.writeOutcome(lease, held, { ...this.terminalFields('failed', now), ...failure });
+    else await this.writeOutcome(lease, held, { status: 'pending', waitUntil: outcome.retryAt, lease: null, updatedAt: now, ...failure });
+  }
+
+  /** Ends a held task as `cancelled`, recording `err` (a last failed `onCancel`) if given. */
+  async cancelled(lease: Lease, held: HeldTask, err?: Error): Promise<void> {
+    const now = this.now();
+    const failure = err ? { errors: appendError(held.errors, errorRecord(err, held.attempt, now)), errorCount: held.errorCount + 1 } : {};
+    await this.writeOutcome(lease, held, { ...this.terminalFields('cancelled', now), ...failure });
+  }
+
+  /**
+   * Hands a held task over to its `onCancel` handler: `cancelling`, due at `at` (now, or the
+   * retry time after a failed `onCancel`, which `err` records).
+   */
+  async toCancelling(lease: Lease, held: HeldTask, at: Date, err?: Error): Promise<void> {
+    const now = this.now();
+    const failure = err ? { errors: appendError(held.errors, errorRecord(err, held.attempt, now)), errorCount: held.errorCount + 1 } : {};
+    await this.writeOutcome(lease, held, { status: 'cancelling', waitUntil: at, lease: null, updatedAt: now, ...failure });
+  }
+
+  /** Hands a task back, due now, without counting the attempt (its handler never ran or was stopped for shutdown). */
+  async release(lease: Lease, held: HeldTask): Promise<void> {
+    const now = this.now();
+    const counter = held.mode === 'run' ? { status: 'pending', attempts: held.attempt - 1 } : { status: 'cancelling', cancelAttempts: held.attempt - 1 };
+    await this.writeOutcome(lease, held, { ...counter, waitUntil: now, lease: null, updatedAt: now });
+  }
+
+  /** Frees the key lock (if still ours and the lease still live; otherwise it simply expires). */
+  async releaseLock(lease: Lease): Promise<void> {
+    if (!lease.lock || lease.lock.released || lease.ended) return;
+    try {
+      await this.writeLock(lease, this.lockReleaseFields(lease), 'release', (data) => data.releasedToken === lease.token);
+      lease.lock.released = true;
+    } catch (err) {
+      if (!(err instanceof LeaseLostError)) throw err;
+    }
+  }
+
+  private lockReleaseFields(lease: Lease): TaskFields {
+    const now = this.now();
+    return { holder: null, releasedToken: lease.token, updatedAt: now, expireAt: new Date(now.getTime() + this.retentionMs) };
+  }
+
+  /**
+   * An outcome write: the task is settled at once (no renewal is sent for it from now on, even
+   * one already queued). For a single task holding a key lock, the outcome and the lock release
+   * go in one atomic commit; if either document changed since our last write, it falls back to
+   * the fenced write, and the lock is released after.
+   */
+  private async writeOutcome(lease: Lease, held: HeldTask, outcome: TaskFields): Promise<void> {
+    held.settled = true;
+    const fields = { ...outcome, settledToken: lease.token };
+    const settledByUs = (data: DocumentData): boolean => data.settledToken === lease.token;
+    const { lock } = lease;
+    if (lock && !lock.released && lease.tasks.length === 1 && !held.lost && !lease.ended) {
+      const combined = async (): Promise<boolean> => {
+        if (lease.ended) return false;
+        const result = await this.store.commitConditional(
+          [
+            { target: 'task', docId: held.docId, fields, precondition: held.updateTime },
+            { target: 'lock', docId: lock.docId, fields: this.lockReleaseFields(lease), precondition: lock.updateTime },
+          ],
+          { deadline: lease.deadline, witness: settledByUs, what: 'outcome' },
+        );
+        if (!Array.isArray(result)) return false;
+        held.updateTime = result[0]!;
+        lock.updateTime = result[1]!;
+        lock.released = true;
+        return true;
+      };
+      // Behind any write already queued on either document.
+      const both = Promise.all([held.queue, lock.queue]).then(combined, combined);
+      held.queue = both.catch(() => undefined);
+      lock.queue = held.queue;
+      if (await both) return;
+    }
+    await this.writeTask(lease, held, fields, 'outcome', settledByUs);
+  }
+
+  private terminalFields(status: 'succeeded' | 'failed' | 'cancelled', now: Date): TaskFields {
+    return { status, lease: null, doneAt: now, expireAt: new Date(now.getTime() + this.retentionMs), updatedAt: now };
+  }
+
+  /**
+   * A task write fenced by the lease token, serialized with the task's other writes. The update
+   * carries the version of our own last write as precondition; if the document changed since,
+   * the current document decides: still our token means someone touched another field (e.g.
+   * requested cancellation), so retry on the new version; otherwise the lease is lost and the
+   * write refused. A renewal that finds the task settled sends nothing; nothing is sent after
+   * the lease's local deadline.
+   */
+  private writeTask(lease: Lease, held: HeldTask, fields: TaskFields, purpose: 'renew' | 'outcome', witness: (data: DocumentData) => boolean): Promise<void> {
+    const run = async (): Promise<void> => {
+      if (held.lost) throw held.lost;
+      if (purpose === 'renew' && held.settled) return;
+      for (let i = 0; i < MAX_FENCE_RETRIES; i++) {
+        if (lease.ended || monotonicNow() >= lease.deadline) throw new LeaseLostError(held.taskId, 'the lease expired locally before this write');
+        const written = await this.store.updateIfUnchanged(held.docId, fields, held.updateTime, { deadline: lease.deadline, witness, what: purpose === 'renew' ? 'lease renewal' : 'outcome' });
+        if (written.ok) {
+          held.updateTime = written.updateTime;
+          return;
+        }
+        const current = written.reason === 'missing' ? null : written.current;
+        const decoded = current ? this.store.decode(current.data) : null;
+        const detail = !current
+          ? 'the task was deleted'
+          : !decoded!.ok
+            ? `the document became malformed (${decoded!.reason})`
+            : decoded!.task.lease?.token !== lease.token
+              ? decoded!.task.lease
+                ? `taken over (worker ${decoded!.task.lease.workerId} holds attempt ${decoded!.task.attempts})`
+                : `taken over (status is now ${decoded!.task.status})`
+              : null;
+        if (detail !== null || !current || !decoded?.ok) {
+          held.lost = new LeaseLostError(held.taskId, detail ?? 'lost');
+          throw held.lost;
+        }
+        held.updateTime = current.updateTime;
+        if (decoded.task.cancelRequested && !held.cancelRequested) {
+          held.cancelRequested = true;
+          lease.onCancelRequested?.(held);
+        }
+      }
+      throw new LeaseLostError(held.taskId, 'the task kept changing');
+    };
+    const next = held.queue.then(run, run);
+    held.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** A lock write fenced by the lease token (like {@link writeTask}); nothing after its release. */
+  private writeLock(lease: Lease, fields: TaskFields, purpose: 'renew' | 'release', witness: (data: DocumentData) => boolean): Promise<void> {
+    const lock = lease.lock!;
+    const taskId = lease.tasks[0]?.taskId ?? '?';
+    const run = async (): Promise<void> => {
+      if (lock.released) return;
+      for (let i = 0; i < MAX_FENCE_RETRIES; i++) {
+        if (lease.ended || monotonicNow() >= lease.deadline) throw new LeaseLostError(taskId, 'the lease expired locally before this write');
+        const result = await this.store.commitConditional([{ target: 'lock', docId: lock.docId, fields, precondition: lock.updateTime }], {
+          deadline: lease.deadline,
+          witness,
+          what: purpose === 'renew' ? 'key lock renewal' : 'key lock release',
+        });
+        if (Array.isArray(result)) {
+          lock.updateTime = result[0]!;
+          return;
+        }
+        const holder = result.current ? this.store.locks.decode(result.current.data)?.holder : null;
+        if (!result.current || holder?.token !== lease.token) throw new LeaseLostError(taskId, 'the resource-key lock was taken over');
+        lock.updateTime = result.current.updateTime;
+      }
+      throw new LeaseLostError(taskId, 'the resource-key lock kept changing');
+    };
+    const next = lock.queue.then(run, run);
+    lock.queue = next.catch(() => undefined);
+    return next;
+  }
+}
+
+/** A new worker identity: `host:pid:random`. */
+export function newWorkerId(hostname: string): string {
+  return `${hostname}:${process.pid}:${randomUUID().slice(0, 8)}`;
+}

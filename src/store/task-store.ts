@@ -1,0 +1,465 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { CollectionReference, DocumentData, DocumentReference, DocumentSnapshot, Firestore, Query, QuerySnapshot, Timestamp, Transaction, WriteBatch } from '@google-cloud/firestore';
+import pLimit from 'p-limit';
+import { MalformedTaskError } from '../errors.js';
+import { OperationCounter } from './op-stats.js';
+import { decodeStoredTask, type DecodeResult, type StoredTask, type TaskStatus } from '../task-document.js';
+import { DEFAULT_CALL_TIMEOUT_MS, GRPC, grpcCode, isAmbiguous, monotonicNow, newRev, withDeadline } from './calls.js';
+import { ConditionalWriter, publicTimeout, type RefWrite, type ConditionalWriteResult, type TaskFields, type WriteOptions } from './conditional-writer.js';
+import { LockStore } from './lock-store.js';
+import { QUERY_SHAPES, type QueryShape, type QueryShapeName } from './query-shapes.js';
+
+/**
+ * The one place that talks to Firestore about tasks. Everything else asks the store; nothing
+ * else builds a query or a write. No runtime value is imported from `@google-cloud/firestore`,
+ * so the instance from firebase-admin's `getFirestore()` (which may bundle its own copy) works
+ * too. Every call has a deadline ({@link withDeadline}); writes go through the
+ * {@link ConditionalWriter}, which resolves ambiguous outcomes by a witness.
+ */
+
+export type { TaskFields, ConditionalWriteResult, WriteOptions } from './conditional-writer.js';
+export type { VersionedLock } from './lock-store.js';
+
+/** A stored task read together with the version it was read at. */
+export interface VersionedTask {
+  docId: string;
+  task: StoredTask;
+  /** The document's update time: the precondition for an optimistic write. */
+  updateTime: Timestamp;
+}
+
+/** A document in our collection and environment that does not have the stored shape. */
+export interface MalformedDocument {
+  docId: string;
+  reason: string;
+  updateTime: Timestamp;
+}
+
+/** One write of an atomic conditional commit, on a task or on a key lock. */
+export interface ConditionalWrite {
+  target: 'task' | 'lock';
+  docId: string;
+  fields: TaskFields;
+  /** Update only if unchanged since this version; `'absent'` creates and fails if it exists. */
+  precondition: Timestamp | 'absent';
+}
+
+/** Where the next page of claimable tasks starts. */
+export type ClaimCursor = { readonly __brand: 'ClaimCursor' };
+
+/** Observer of issued query shapes; the index test uses it to see every query the library runs. */
+let queryObserver: ((shape: QueryShapeName) => void) | undefined;
+
+/** @internal Test hook: called with the shape name of every query the store issues. */
+export function observeQueries(observer: ((shape: QueryShapeName) => void) | undefined): void {
+  queryObserver = observer;
+}
+
+/** Field set once by `create` and never written again: the witness of an ambiguous create. */
+const CREATE_NONCE = 'createNonce';
+/** Field set by each admin change (`mutate`): the witness of an ambiguous admin write. */
+const MUTATION_ID = 'mutationId';
+
+/** Firestore access for one collection and one environment. */
+export class TaskStore {
+  readonly firestore: Firestore;
+  readonly env: string;
+  /** Billed operations this store caused. */
+  readonly ops = new OperationCounter();
+  /** The resource-key locks of this collection. */
+  readonly locks: LockStore;
+  private readonly writer: ConditionalWriter;
+  private readonly collection: CollectionReference;
+
+  constructor(
+    firestore: Firestore,
+    collectionName: string,
+    env: string,
+    /** Deadline of one Firestore call that names none, in ms. */
+    readonly callTimeoutMs: number = DEFAULT_CALL_TIMEOUT_MS,
+  ) {
+    this.firestore = firestore;
+    this.env = env;
+    this.collection = firestore.collection(collectionName);
+    this.locks = new LockStore(firestore, collectionName, env, this.ops, callTimeoutMs);
+    this.writer = new ConditionalWriter(this.ops, callTimeoutMs);
+  }
+
+  /**
+   * Document ID of a task: a short hash of (env, id) in front of the id. The hash scopes IDs
+   * per environment and spreads deterministic, often sequential IDs over the key space so
+   * writes do not hotspot one tablet.
+   */
+  docId(id: string): string {
+    const hash = createHash('sha256').update(this.env).update('\u0000').update(id).digest('hex').slice(0, 12);
+    return `${hash}_${id}`;
+  }
+
+  private ref(docId: string): DocumentReference {
+    return this.collection.doc(docId);
+  }
+
+  /** Awaits a read within the call deadline; a timeout becomes a BackendTimeoutError. */
+  private async call<T>(promise: Promise<T>, what: string): Promise<T> {
+    try {
+      return await withDeadline(promise, this.callTimeoutMs, what);
+    } catch (err) {
+      throw publicTimeout(err, what);
+    }
+  }
+
+  // ---- creating -------------------------------------------------------------------------
+
+  /** Creates the task unless its document exists; true when created (exact even if an answer was lost). */
+  async create(id: string, fields: TaskFields): Promise<boolean> {
+    const nonce = randomUUID();
+    try {
+      const result = await this.writer.commit([{ ref: this.ref(this.docId(id)), fields: { ...fields, [CREATE_NONCE]: nonce }, precondition: 'absent' }], {
+        witness: (data) => data[CREATE_NONCE] === nonce,
+        what: `create "${id}"`,
+      });
+      return Array.isArray(result);
+    } catch (err) {
+      throw publicTimeout(err, `create "${id}"`);
+    }
+  }
+
+  /** Inside a caller's transaction: reads the document (reads must come first) and creates it if absent. */
+  async createInTransaction(tx: Transaction, id: string, fields: TaskFields): Promise<boolean> {
+    const ref = this.ref(this.docId(id));
+    const snap = await tx.get(ref);
+    this.ops.read();
+    if (snap.exists) return false;
+    tx.create(ref, { ...fields, rev: newRev(), [CREATE_NONCE]: randomUUID() });
+    this.ops.write();
+    return true;
+  }
+
+  /**
+   * Adds a create to a caller's batch unless the task exists now. A batch cannot read, so a
+   * task created between this check and the commit makes the commit fail with ALREADY_EXISTS.
+   */
+  async createInBatch(batch: WriteBatch, id: string, fields: TaskFields): Promise<boolean> {
+    const ref = this.ref(this.docId(id));
+    const snap = await this.call(ref.get(), `read "${id}"`);
+    this.ops.read();
+    if (snap.exists) return false;
+    batch.create(ref, { ...fields, rev: newRev(), [CREATE_NONCE]: randomUUID() });
+    this.ops.write();
+    return true;
+  }
+
+  /**
+   * Creates many tasks with a BulkWriter; returns, per item, whether it was new. A create that
+   * failed as "exists" or with an unknown outcome is checked against its nonce, so the count is
+   * exact even when the BulkWriter re-sent a write whose answer was lost.
+   */
+  async createMany(items: readonly { id: string; fields: TaskFields }[]): Promise<boolean[]> {
+    const writer = this.firestore.bulkWriter();
+    const nonces = items.map(() => randomUUID());
+    const unsure: number[] = [];
+    const outcomes = items.map(({ id, fields }, i) =>
+      writer.create(this.ref(this.docId(id)), { ...fields, rev: newRev(), [CREATE_NONCE]: nonces[i] }).then(
+        () => {
+          this.ops.write();
+          return true;
+        },
+        (err: unknown) => {
+          if (grpcCode(err) !== GRPC.ALREADY_EXISTS && !isAmbiguous(err)) throw err;
+          unsure.push(i); // exists (maybe from our own re-sent write) or unknown: checked below
+          return false;
+        },
+      ),
+    );
+    const settled = await Promise.allSettled([...outcomes, writer.close()]);
+    const failure = settled.find((s) => s.status === 'rejected');
+    if (failure && failure.status === 'rejected') throw failure.reason;
+    const created = settled.slice(0, items.length).map((s) => (s as PromiseFulfilledResult<boolean>).value);
+    if (unsure.length > 0) {
+      const snaps = await this.call(this.firestore.getAll(...unsure.map((i) => this.ref(this.docId(items[i]!.id)))), 'createMany: read back');
+      this.ops.read(snaps.length);
+      for (const [k, i] of unsure.entries()) {
+        const snap = snaps[k]!;
+        if (!snap.exists) created[i] = await this.create(items[i]!.id, items[i]!.fields);
+        else if (snap.get(CREATE_NONCE) === nonces[i]) {
+          this.ops.write();
+          created[i] = true;
+        } else this.ops.refused();
+      }
+    }
+    return created;
+  }
+
+  // ---- reading --------------------------------------------------------------------------
+
+  /** Reads one task by document ID; `null` when absent. */
+  async readDoc(docId: string): Promise<{ docId: string; decoded: DecodeResult; updateTime: Timestamp } | null> {
+    const snap = await this.call(this.ref(docId).get(), `read ${docId}`);
+    this.ops.read();
+    if (!snap.exists || !snap.updateTime) return null;
+    return { docId, decoded: this.decode(snap.data()), updateTime: snap.updateTime };
+  }
+
+  /** Reads tasks by their IDs (one round trip), in the order given; `null` for absent ones. */
+  async getMany(ids: readonly string[]): Promise<(DecodeResult | null)[]> {
+    if (ids.length === 0) return [];
+    const snaps = await this.call(this.firestore.getAll(...ids.map((id) => this.ref(this.docId(id)))), 'read tasks');
+    this.ops.read(snaps.length);
+    return snaps.map((snap) => (snap.exists ? this.decode(snap.data()) : null));
+  }
+
+  /** Decodes a document and checks it belongs to this environment. */
+  decode(raw: DocumentData | undefined): DecodeResult {
+    const decoded = decodeStoredTask(raw);
+    if (decoded.ok && decoded.task.env !== this.env) {
+      return { ok: false, reason: `field "env": belongs to "${decoded.task.env}", not "${this.env}"` };
+    }
+    return decoded;
+  }
+
+  /** Runs a query within the call deadline, counting its billed reads. */
+  private async run(q: Query, what: string): Promise<QuerySnapshot> {
+    const snap = await this.call(q.get(), what);
+    this.ops.query(snap.size);
+    return snap;
+  }
+
+  private query(shape: QueryShapeName, values: Record<string, unknown>, upTo?: unknown): Query {
+    const spec: QueryShape = QUERY_SHAPES[shape];
+    let q: Query = this.collection;
+    for (const field of spec.equals) {
+      const value = values[field];
+      q = Array.isArray(value) ? q.where(field, 'in', value) : q.where(field, '==', value);
+    }
+    if (spec.range !== undefined) q = q.where(spec.range, '<=', upTo);
+    for (const clause of spec.orderBy) q = q.orderBy(clause.field, clause.direction);
+    queryObserver?.(shape);
+    return q;
+  }
+
+  /**
+   * The head of a kind's queue: tasks due by `now` (pending, cancelling, or running under an
+   * expired lease) in queue order, a page at a time. Malformed documents are returned apart.
+   */
+  async findClaimable(
+    kind: string,
+    statuses: readonly TaskStatus[],
+    now: Date,
+    limit: number,
+    after?: ClaimCursor,
+  ): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[]; next: ClaimCursor | null }> {
+    let q = this.query('claimable', { env: this.env, kind, status: [...statuses] }, now);
+    if (after) q = q.startAfter(after as unknown as DocumentSnapshot);
+    const snap = await this.run(q.limit(limit), `${kind}: due tasks`);
+    const last = snap.docs[snap.docs.length - 1];
+    return { ...this.split(snap.docs), next: snap.docs.length === limit && last ? (last as unknown as ClaimCursor) : null };
+  }
+
+  /** When the kind's next task comes due (a running one: when its lease expires); null if none. */
+  async nextDueAt(kind: string, statuses: readonly TaskStatus[]): Promise<Date | null> {
+    const snap = await this.run(this.query('nextDue', { env: this.env, kind, status: [...statuses] }).limit(1), `${kind}: next due`);
+    const decoded = snap.docs[0] ? this.decode(snap.docs[0].data()) : null;
+    return decoded?.ok ? decoded.task.waitUntil : null;
+  }
+
+  /**
+   * Listens to the head of a kind's queue (the next task to come due, a running one's lease
+   * expiry included). Calls `onHead` on every change with its due time (null: empty queue) and
+   * the task itself, or the document apart if it is malformed (a bad due time, say, which no
+   * claim query would ever return), and `onError` if the listener dies. Returns the unsubscribe function.
+   */
+  watchHead(
+    kind: string,
+    statuses: readonly TaskStatus[],
+    onHead: (dueAt: Date | null, head: VersionedTask | null, malformed: MalformedDocument | null) => void,
+    onError: (err: Error) => void,
+  ): () => void {
+    let first = true;
+    return this.query('nextDue', { env: this.env, kind, status: [...statuses] })
+      .limit(1)
+      .onSnapshot((snap) => {
+        // Billed: the initial result (at least one read), then each document entering or changing.
+        const changed = snap.docChanges().filter((c) => c.type !== 'removed').length;
+        this.ops.listener(first ? Math.max(1, snap.size) : changed);
+        first = false;
+        const doc = snap.docs[0];
+        const head = doc ? this.decode(doc.data()) : null;
+        if (!doc || head === null) onHead(null, null, null);
+        else if (!head.ok) onHead(null, null, { docId: doc.id, reason: head.reason, updateTime: doc.updateTime });
+        else onHead(head.task.waitUntil, { docId: doc.id, task: head.task, updateTime: doc.updateTime }, null);
+      }, onError);
+  }
+
+  /** One resource key's tasks in the given statuses, in queue order. */
+  async findByResourceKey(kind: string, resourceKey: string, statuses: readonly TaskStatus[], limit: number): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[] }> {
+    const snap = await this.run(this.query('keyQueue', { env: this.env, kind, resourceKey, status: [...statuses] }).limit(limit), `${kind}: key queue`);
+    return this.split(snap.docs);
+  }
+
+  /**
+   * One page of a resource key's tasks in the given statuses, in document-ID order after
+   * `afterDocId`: a stable cursor for bulk operations, whatever they change on the way.
+   */
+  async pageByResourceKey(kind: string, resourceKey: string, statuses: readonly TaskStatus[], limit: number, afterDocId?: string): Promise<{ tasks: VersionedTask[]; next: string | null }> {
+    let q = this.query('keyTasksById', { env: this.env, kind, resourceKey, status: [...statuses] });
+    if (afterDocId !== undefined) q = q.startAfter(afterDocId);
+    const snap = await this.run(q.limit(limit), `${kind}: key tasks`);
+    const last = snap.docs[snap.docs.length - 1];
+    return { tasks: this.split(snap.docs).tasks, next: snap.docs.length === limit && last ? last.id : null };
+  }
+
+  /** All of one resource key's tasks in queue order. */
+  async listByResourceKey(kind: string, resourceKey: string, limit: number): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[] }> {
+    const snap = await this.run(this.query('listByResourceKey', { env: this.env, kind, resourceKey }).limit(limit), `${kind}: list by key`);
+    return this.split(snap.docs);
+  }
+
+  /** Which of these task IDs exist (one round trip). */
+  async existing(ids: readonly string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const snaps = await this.call(this.firestore.getAll(...ids.map((id) => this.ref(this.docId(id)))), 'read tasks');
+    this.ops.read(snaps.length);
+    return new Set(ids.filter((_, i) => snaps[i]!.exists));
+  }
+
+  /** The occurrences a generator spawned, by slot. */
+  async listOccurrences(generatorId: string, limit: number): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[] }> {
+    const snap = await this.run(this.query('occurrences', { env: this.env, generatorId }).limit(limit), 'occurrences');
+    return this.split(snap.docs);
+  }
+
+  /** Environments other than ours that hold a task with this ID (to explain a refusal). */
+  async otherEnvironmentsOf(id: string): Promise<string[]> {
+    const snap = await this.run(this.query('byIdInAnyEnv', { id }).limit(10), 'find id');
+    const envs = snap.docs.map((d) => d.get('env') as unknown).filter((e): e is string => typeof e === 'string' && e !== this.env);
+    return [...new Set(envs)];
+  }
+
+  private split(docs: readonly DocumentSnapshot[]): { tasks: VersionedTask[]; malformed: MalformedDocument[] } {
+    const tasks: VersionedTask[] = [];
+    const malformed: MalformedDocument[] = [];
+    for (const doc of docs) {
+      const decoded = this.decode(doc.data());
+      if (decoded.ok) tasks.push({ docId: doc.id, task: decoded.task, updateTime: doc.updateTime! });
+      else malformed.push({ docId: doc.id, reason: decoded.reason, updateTime: doc.updateTime! });
+    }
+    return { tasks, malformed };
+  }
+
+  /** Counts a kind's tasks in one status with an aggregation query (1 read per 1000 entries). */
+  async countByStatus(kind: string, status: TaskStatus): Promise<number> {
+    const snap = await this.call(this.query('countByStatus', { env: this.env, kind, status }).count().get(), `${kind}: count`);
+    const { count } = snap.data();
+    this.ops.query(Math.ceil(count / 1000));
+    return count;
+  }
+
+  /** One page of tasks, newest first, after the `(createdAt, docId)` cursor if given. */
+  async list(filter: {
+    kind?: string;
+    status?: TaskStatus;
+    limit: number;
+    after?: { createdAt: Date; docId: string };
+  }): Promise<{ items: { docId: string; decoded: DecodeResult; createdAt: Date | null }[]; hasMore: boolean }> {
+    const shape: QueryShapeName =
+      filter.kind !== undefined && filter.status !== undefined ? 'listByKindAndStatus' : filter.kind !== undefined ? 'listByKind' : filter.status !== undefined ? 'listByStatus' : 'listAll';
+    let q = this.query(shape, { env: this.env, kind: filter.kind, status: filter.status });
+    if (filter.after) q = q.startAfter(filter.after.createdAt, filter.after.docId);
+    const snap = await this.run(q.limit(filter.limit + 1), 'list');
+    const docs = snap.docs.slice(0, filter.limit);
+    return {
+      items: docs.map((doc) => {
+        const decoded = this.decode(doc.data());
+        return { docId: doc.id, decoded, createdAt: decoded.ok ? decoded.task.createdAt : null };
+      }),
+      hasMore: snap.docs.length > filter.limit,
+    };
+  }
+
+  // ---- conditional writes ---------------------------------------------------------------
+
+  /**
+   * Updates the task only if it has not changed since `updateTime`. No transaction and no
+   * lock: two workers racing for one document cost one failed precondition, never a stall.
+   */
+  async updateIfUnchanged(docId: string, fields: TaskFields, updateTime: Timestamp, options?: WriteOptions): Promise<ConditionalWriteResult> {
+    return this.writer.update(this.ref(docId), fields, updateTime, options);
+  }
+
+  /**
+   * Commits task and lock writes atomically, each with its precondition. Returns the new
+   * versions in order, or why not (see {@link ConditionalWriter.commit}).
+   */
+  async commitConditional(writes: readonly ConditionalWrite[], options?: WriteOptions): ReturnType<ConditionalWriter['commit']> {
+    const mapped: RefWrite[] = writes.map((w) => ({ ref: w.target === 'task' ? this.ref(w.docId) : this.locks.ref(w.docId), fields: w.fields, precondition: w.precondition }));
+    return this.writer.commit(mapped, options);
+  }
+
+  /** Like {@link commitConditional}, answering `'exists'` or `'conflict'` (missing counts as a conflict). */
+  async commitConditionalDetailed(writes: readonly ConditionalWrite[], options?: WriteOptions): Promise<Timestamp[] | 'conflict' | 'exists'> {
+    const result = await this.commitConditional(writes, options);
+    return Array.isArray(result) ? result : result.reason === 'exists' ? 'exists' : 'conflict';
+  }
+
+  /**
+   * Optimistic read-decide-write loop for admin operations. `decide` sees the current task and
+   * returns the fields to write, or `null` to leave it. Each write carries its own mutation ID,
+   * so a write whose answer was lost is still recognised as applied.
+   */
+  async mutate(
+    id: string,
+    decide: (task: StoredTask) => TaskFields | null,
+  ): Promise<{ outcome: 'updated'; task: StoredTask } | { outcome: 'unchanged'; task: StoredTask } | { outcome: 'missing' }> {
+    const docId = this.docId(id);
+    for (let attempt = 0; ; attempt++) {
+      const current = await this.readDoc(docId);
+      if (!current) return { outcome: 'missing' };
+      if (!current.decoded.ok) throw new MalformedTaskError(docId, current.decoded.reason);
+      const fields = decide(current.decoded.task);
+      if (fields === null) return { outcome: 'unchanged', task: current.decoded.task };
+      const mutationId = randomUUID();
+      let written: ConditionalWriteResult;
+      try {
+        written = await this.updateIfUnchanged(docId, { ...fields, [MUTATION_ID]: mutationId }, current.updateTime, {
+          witness: (data) => data[MUTATION_ID] === mutationId,
+          what: `update "${id}"`,
+        });
+      } catch (err) {
+        throw publicTimeout(err, `update "${id}"`);
+      }
+      if (written.ok) return { outcome: 'updated', task: current.decoded.task };
+      if (written.reason === 'missing') return { outcome: 'missing' };
+      if (attempt >= 20) throw new Error(`task "${id}" kept changing while being updated`);
+    }
+  }
+
+  /** Deletes a task; true when it existed. */
+  async delete(id: string): Promise<boolean> {
+    const ref = this.ref(this.docId(id));
+    const deadline = monotonicNow() + this.callTimeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await withDeadline(ref.delete({ exists: true }), deadline - monotonicNow(), `delete "${id}"`);
+        this.ops.delete();
+        return true;
+      } catch (err) {
+        // NOT_FOUND after an ambiguous first try: gone now, by our delete or a concurrent one.
+        if (grpcCode(err) === GRPC.NOT_FOUND) return attempt > 0;
+        if (!isAmbiguous(err) || attempt >= 3) throw publicTimeout(err, `delete "${id}"`);
+        const snap = await this.call(ref.get(), `delete "${id}"`);
+        this.ops.read();
+        if (!snap.exists) {
+          this.ops.delete();
+          return true;
+        }
+      }
+    }
+  }
+
+  /** Deletes many tasks (at most 16 requests in flight); returns how many existed. */
+  async deleteMany(ids: readonly string[]): Promise<number> {
+    const limit = pLimit(16);
+    const deleted = await Promise.all([...new Set(ids)].map((id) => limit(() => this.delete(id))));
+    return deleted.filter(Boolean).length;
+  }
+}
