@@ -48,5 +48,7 @@ export {
   ShutdownError,
   TaskCancelledError,
   EnvironmentMismatchError,
+  BackendTimeoutError,
 } from './errors.js';
+export type { Clock } from './clock.js';
 export type { OnceTaskErrorCode, ValidationIssue } from './errors.js';

@@ -111,8 +111,8 @@ describe('leases in the worker', () => {
     for (const m of [first, second]) {
       m.handle(jobTask, async () => {
         runs++;
-        await sleep(1500);
-      }, { leaseMs: 300 });
+        await sleep(2500);
+      }, { leaseMs: 1000 });
       m.start();
     }
     const t = await waitFor(async () => {

@@ -73,10 +73,13 @@ export function withDeadline<T>(call: Promise<T>, timeoutMs: number, what: strin
     timer = setTimeout(() => {
       call.catch(() => undefined);
       reject(new CallDeadlineError(what, timeoutMs));
-    }, timeoutMs);
+    }, Math.min(timeoutMs, MAX_TIMER_MS));
   });
   return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
 }
+
+/** setTimeout's longest delay (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A random revision stamped on every write, so an ambiguous outcome can be checked at once. */
 export function newRev(): string {

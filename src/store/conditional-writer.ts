@@ -20,7 +20,7 @@ export type TaskFields = Record<string, unknown>;
 
 /** Options of one conditional write. */
 export interface WriteOptions {
-  /** Monotonic time ({@link monotonicNow}) after which nothing more is sent or awaited. */
+  /** Monotonic time ({@link monotonicNow}) after which nothing more is sent or awaited (at most the call timeout from now). */
   deadline?: number;
   /** Recognises the document as written by this write, even after later writes. */
   witness?: (data: DocumentData) => boolean;
@@ -76,7 +76,8 @@ export class ConditionalWriter {
     writes: readonly RefWrite[],
     options: WriteOptions = {},
   ): Promise<Timestamp[] | { ok: false; reason: 'conflict' | 'exists' | 'missing'; current: CurrentDocument | null }> {
-    const deadline = options.deadline ?? monotonicNow() + this.callTimeoutMs;
+    // Each call has its own deadline; a lease's deadline may only shorten it.
+    const deadline = Math.min(options.deadline ?? Infinity, monotonicNow() + this.callTimeoutMs);
     const what = options.what ?? 'conditional write';
     const first = writes[0]!;
     const rev = newRev();
