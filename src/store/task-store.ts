@@ -4,9 +4,10 @@ import pLimit from 'p-limit';
 import { MalformedTaskError } from '../errors.js';
 import { OperationCounter } from './op-stats.js';
 import { decodeStoredTask, type DecodeResult, type StoredTask, type TaskStatus } from '../task-document.js';
-import { DEFAULT_CALL_TIMEOUT_MS, GRPC, grpcCode, isAmbiguous, monotonicNow, newRev, withDeadline } from './calls.js';
+import { DEFAULT_CALL_TIMEOUT_MS, GRPC, grpcCode, isAmbiguous, monotonicNow, withDeadline } from './calls.js';
 import { ConditionalWriter, publicTimeout, type RefWrite, type ConditionalWriteResult, type TaskFields, type WriteOptions } from './conditional-writer.js';
 import { LockStore } from './lock-store.js';
+import { TaskCreator } from './task-creator.js';
 import { QUERY_SHAPES, type QueryShape, type QueryShapeName } from './query-shapes.js';
 
 /**
@@ -55,8 +56,6 @@ export function observeQueries(observer: ((shape: QueryShapeName) => void) | und
   queryObserver = observer;
 }
 
-/** Field set once by `create` and never written again: the witness of an ambiguous create. */
-const CREATE_NONCE = 'createNonce';
 /** Field set by each admin change (`mutate`): the witness of an ambiguous admin write. */
 const MUTATION_ID = 'mutationId';
 
@@ -69,6 +68,7 @@ export class TaskStore {
   /** The resource-key locks of this collection. */
   readonly locks: LockStore;
   private readonly writer: ConditionalWriter;
+  private readonly creator: TaskCreator;
   private readonly collection: CollectionReference;
 
   constructor(
@@ -83,6 +83,7 @@ export class TaskStore {
     this.collection = firestore.collection(collectionName);
     this.locks = new LockStore(firestore, collectionName, env, this.ops, callTimeoutMs);
     this.writer = new ConditionalWriter(this.ops, callTimeoutMs);
+    this.creator = new TaskCreator(firestore, (id) => this.ref(this.docId(id)), this.ops, this.writer, callTimeoutMs);
   }
 
   /**
@@ -111,83 +112,23 @@ export class TaskStore {
   // ---- creating -------------------------------------------------------------------------
 
   /** Creates the task unless its document exists; true when created (exact even if an answer was lost). */
-  async create(id: string, fields: TaskFields): Promise<boolean> {
-    const nonce = randomUUID();
-    try {
-      const result = await this.writer.commit([{ ref: this.ref(this.docId(id)), fields: { ...fields, [CREATE_NONCE]: nonce }, precondition: 'absent' }], {
-        witness: (data) => data[CREATE_NONCE] === nonce,
-        what: `create "${id}"`,
-      });
-      return Array.isArray(result);
-    } catch (err) {
-      throw publicTimeout(err, `create "${id}"`);
-    }
+  create(id: string, fields: TaskFields): Promise<boolean> {
+    return this.creator.create(id, fields);
   }
 
   /** Inside a caller's transaction: reads the document (reads must come first) and creates it if absent. */
-  async createInTransaction(tx: Transaction, id: string, fields: TaskFields): Promise<boolean> {
-    const ref = this.ref(this.docId(id));
-    const snap = await tx.get(ref);
-    this.ops.read();
-    if (snap.exists) return false;
-    tx.create(ref, { ...fields, rev: newRev(), [CREATE_NONCE]: randomUUID() });
-    this.ops.write();
-    return true;
+  createInTransaction(tx: Transaction, id: string, fields: TaskFields): Promise<boolean> {
+    return this.creator.createInTransaction(tx, id, fields);
   }
 
-  /**
-   * Adds a create to a caller's batch unless the task exists now. A batch cannot read, so a
-   * task created between this check and the commit makes the commit fail with ALREADY_EXISTS.
-   */
-  async createInBatch(batch: WriteBatch, id: string, fields: TaskFields): Promise<boolean> {
-    const ref = this.ref(this.docId(id));
-    const snap = await this.call(ref.get(), `read "${id}"`);
-    this.ops.read();
-    if (snap.exists) return false;
-    batch.create(ref, { ...fields, rev: newRev(), [CREATE_NONCE]: randomUUID() });
-    this.ops.write();
-    return true;
+  /** Adds a create to a caller's batch unless the task exists now (see {@link TaskCreator.createInBatch}). */
+  createInBatch(batch: WriteBatch, id: string, fields: TaskFields): Promise<boolean> {
+    return this.creator.createInBatch(batch, id, fields);
   }
 
-  /**
-   * Creates many tasks with a BulkWriter; returns, per item, whether it was new. A create that
-   * failed as "exists" or with an unknown outcome is checked against its nonce, so the count is
-   * exact even when the BulkWriter re-sent a write whose answer was lost.
-   */
-  async createMany(items: readonly { id: string; fields: TaskFields }[]): Promise<boolean[]> {
-    const writer = this.firestore.bulkWriter();
-    const nonces = items.map(() => randomUUID());
-    const unsure: number[] = [];
-    const outcomes = items.map(({ id, fields }, i) =>
-      writer.create(this.ref(this.docId(id)), { ...fields, rev: newRev(), [CREATE_NONCE]: nonces[i] }).then(
-        () => {
-          this.ops.write();
-          return true;
-        },
-        (err: unknown) => {
-          if (grpcCode(err) !== GRPC.ALREADY_EXISTS && !isAmbiguous(err)) throw err;
-          unsure.push(i); // exists (maybe from our own re-sent write) or unknown: checked below
-          return false;
-        },
-      ),
-    );
-    const settled = await Promise.allSettled([...outcomes, writer.close()]);
-    const failure = settled.find((s) => s.status === 'rejected');
-    if (failure && failure.status === 'rejected') throw failure.reason;
-    const created = settled.slice(0, items.length).map((s) => (s as PromiseFulfilledResult<boolean>).value);
-    if (unsure.length > 0) {
-      const snaps = await this.call(this.firestore.getAll(...unsure.map((i) => this.ref(this.docId(items[i]!.id)))), 'createMany: read back');
-      this.ops.read(snaps.length);
-      for (const [k, i] of unsure.entries()) {
-        const snap = snaps[k]!;
-        if (!snap.exists) created[i] = await this.create(items[i]!.id, items[i]!.fields);
-        else if (snap.get(CREATE_NONCE) === nonces[i]) {
-          this.ops.write();
-          created[i] = true;
-        } else this.ops.refused();
-      }
-    }
-    return created;
+  /** Creates many tasks; returns, per item, whether it was new (exact, see {@link TaskCreator.createMany}). */
+  createMany(items: readonly { id: string; fields: TaskFields }[]): Promise<boolean[]> {
+    return this.creator.createMany(items);
   }
 
   // ---- reading --------------------------------------------------------------------------

@@ -1,0 +1,90 @@
+import type { OnceTaskManager } from './manager.js';
+import type { Firestore, Transaction, WriteBatch } from '@google-cloud/firestore';
+import type { Clock } from './clock.js';
+import type { OnceTaskLogger } from './logger.js';
+import type { RecurrenceOptions } from './recurrence.js';
+
+/** The option and result types of {@link OnceTaskManager}'s own methods, each option documented where it is defined. */
+
+/** Options of {@link OnceTaskManager}. */
+export interface OnceTaskManagerOptions {
+  /** A Firestore instance: `new Firestore()` or firebase-admin's `getFirestore()`. */
+  firestore: Firestore;
+  /** Environment: tasks, IDs and workers are isolated per environment. Default `ONCE_TASK_ENV`, else `"default"`. */
+  env?: string;
+  /** Collection holding the tasks. Default `"onceTasks"` (the shipped indexes and rules name it). */
+  collection?: string;
+  /** pino-compatible logger. Default: pino at `ONCE_TASK_LOG_LEVEL` (default `info`). */
+  logger?: OnceTaskLogger;
+  /** How long terminal tasks are kept (`expireAt`, for the TTL policy). Default 30 days. */
+  retentionMs?: number;
+  /**
+   * Whether idle workers listen (`onSnapshot`) to the head of their queue, so work created,
+   * retried or released in any process wakes them within milliseconds and an idle worker costs
+   * next to no reads. Default true. With false, idle workers poll every `pollIntervalMs`.
+   */
+  listen?: boolean;
+  /**
+   * Without a listener: the longest idle sleep between looks at the queue. With one: how often
+   * a worker re-checks while due tasks wait behind resource keys busy in other processes.
+   * Default 1000 ms.
+   */
+  pollIntervalMs?: number;
+  /** With a listener: the longest idle sleep, a safety sweep for anything missed. Default 5 minutes. */
+  sweepIntervalMs?: number;
+  /** This process's identity in leases. Default `host:pid:random`. */
+  workerId?: string;
+  /**
+   * The current time in ms since the epoch, like `Date.now` (the default). Every due time,
+   * stored lease expiry and schedule is read from it; tests use it to skew one worker's clock.
+   */
+  clock?: Clock;
+  /**
+   * The most two processes' clocks may differ, in ms. Default 2000. A lease (and a key lock)
+   * counts as expired for another worker only this long after its stored expiry, so workers
+   * whose clocks differ by up to this much never run one task at once. Keep clocks NTP-synced.
+   */
+  maxClockSkewMs?: number;
+  /**
+   * Deadline of one Firestore call, in ms. Default 20 s. The SDK would otherwise retry some
+   * calls for up to 10 minutes; a call past its deadline fails with `BackendTimeoutError` (its
+   * outcome unknown). Lease writes are further bounded by the lease's own deadline.
+   */
+  callTimeoutMs?: number;
+}
+
+/** Options of {@link OnceTaskManager.create}. */
+export interface CreateOptions {
+  /** Not before this time. Default: now. */
+  waitUntil?: Date;
+  /** Create inside this transaction (the task is read, so call before the transaction's writes). */
+  transaction?: Transaction;
+  /** Create with this batch (checked for existence now; committed with the caller's writes). */
+  batch?: WriteBatch;
+  /**
+   * Make this task a generator that spawns one occurrence task per slot of an RFC 5545 rule
+   * (IDs `{id}_occ_{slot in UTC ISO-8601}`), each run by the kind's handler.
+   */
+  recurrence?: RecurrenceOptions;
+}
+
+/** Result of {@link OnceTaskManager.create}. */
+export interface CreateResult {
+  id: string;
+  /** False when a task with this ID already existed (its data is kept). */
+  created: boolean;
+}
+
+/** Result of {@link OnceTaskManager.createMany}. */
+export interface CreateManyResult {
+  /** IDs in input order. */
+  ids: string[];
+  /** How many were new. */
+  created: number;
+}
+
+/** Options of {@link OnceTaskManager.stop}. */
+export interface StopOptions {
+  /** How long running handlers may take to finish before they are aborted and released. Default 5000 ms. */
+  graceMs?: number;
+}
