@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { LeaseExpiredError, ShutdownError } from '../errors.js';
+import { ShutdownError } from '../errors.js';
 import { Execution } from './execution.js';
 import type { HandlerSpec, ResolvedHandlerOptions } from '../handlers.js';
 import { isLockFree } from '../store/key-lock.js';
@@ -7,12 +7,12 @@ import type { ClaimMode, Lease } from '../lease/lease.js';
 import type { LeaseProtocol } from '../lease/protocol.js';
 import type { Clock } from '../clock.js';
 import type { OnceTaskLogger } from '../logger.js';
+import { ExpiredLeases } from './expired-leases.js';
 import { QueueReader } from './queue-reader.js';
 import { QueueWatcher } from './queue-watcher.js';
-import { decideRetry } from '../retry.js';
 import { Spawner } from '../spawner.js';
 import type { ClaimCursor, TaskStore, VersionedLock, VersionedTask } from '../store/task-store.js';
-import { CLAIMABLE_STATUSES, type TaskStatus } from '../task-document.js';
+import { CLAIMABLE_STATUSES } from '../task-document.js';
 import type { TaskDefinition } from '../task-definition.js';
 
 /**
@@ -57,8 +57,6 @@ const SHUTDOWN_WRITE_ALLOWANCE_MS = 2000;
 const MAX_PAGES_PER_ROUND = 10;
 /** How long a worker stays full before it detaches its queue listener. */
 const LISTENER_OFF_WHEN_FULL_MS = 10_000;
-/** Statuses a grouped claim takes from a key's queue (cancel requests are claimed one by one). */
-const GROUP_STATUSES: readonly TaskStatus[] = ['pending', 'running'];
 
 /** A candidate chosen for a claim (or, for a recurring generator, a spawn). */
 interface Pick {
@@ -72,6 +70,7 @@ export class KindWorker<S extends z.ZodType> {
   private readonly spawner: Spawner;
   private readonly watcher: QueueWatcher;
   private readonly reader: QueueReader;
+  private readonly expiry: ExpiredLeases;
   private stopping = false;
   /** When stopping, the time by which outcome writes give up (set once handlers are aborted). */
   private writeDeadline: number | null = null;
@@ -100,6 +99,7 @@ export class KindWorker<S extends z.ZodType> {
       writeDeadline: () => this.writeDeadline,
       wake: () => this.wake(),
     });
+    this.expiry = new ExpiredLeases(settings, def.kind, options, this.log);
     this.spawner = new Spawner(settings.store, settings.retentionMs, this.log);
     this.reader = new QueueReader(settings.store, settings.protocol, def.kind, this.log, settings.clock);
     this.watcher = new QueueWatcher(
@@ -277,7 +277,7 @@ export class KindWorker<S extends z.ZodType> {
       for (const candidate of tasks) {
         if (this.isRunningHere(candidate.docId)) continue;
         const { task } = candidate;
-        if (task.lease !== null && task.lease.expiresAt.getTime() + maxClockSkewMs > now) {
+        if (task.lease !== null && !this.expiry.isClaimable(candidate, now)) {
           // Expired by our clock but maybe not by the holder's: wait out the skew allowance.
           const at = task.lease.expiresAt.getTime() + maxClockSkewMs;
           busyUntil = busyUntil === null ? at : Math.min(busyUntil, at);
@@ -374,11 +374,11 @@ export class KindWorker<S extends z.ZodType> {
       // Nothing to run (a generator never ran, so it has nothing to clean up): end it cancelled.
       return (await protocol.finishCancelled(candidate)) ? 'skipped' : 'conflict';
     }
-    if (!(await this.mayRetryExpired(candidate, mode))) return 'skipped';
+    if (!(await this.expiry.mayRetry(candidate, mode))) return 'skipped';
     let candidates = [candidate];
     const key = candidate.task.resourceKey;
     if (mode === 'run' && this.spec.mode === 'group' && key !== null) {
-      candidates = await this.groupCandidates(key);
+      candidates = await this.expiry.groupCandidates(key);
       if (candidates.length === 0) return 'skipped';
     }
     if (key !== null) this.reader.forgetLock(key); // held now; known again once released
@@ -399,35 +399,6 @@ export class KindWorker<S extends z.ZodType> {
       this.wake();
     });
     return 'claimed';
-  }
-
-  /** A key's ready tasks for a grouped claim, in queue order, up to `maxBatchSize`. */
-  private async groupCandidates(key: string): Promise<VersionedTask[]> {
-    const { tasks } = await this.settings.store.findByResourceKey(this.def.kind, key, GROUP_STATUSES, this.options.maxBatchSize);
-    const now = this.settings.clock();
-    const ready: VersionedTask[] = [];
-    for (const t of tasks) {
-      if (t.task.waitUntil.getTime() > now || t.task.cancelRequested || t.task.recurrence !== null) continue;
-      if (t.task.lease !== null && t.task.lease.expiresAt.getTime() + this.settings.maxClockSkewMs > now) continue;
-      if (await this.mayRetryExpired(t, 'run')) ready.push(t);
-    }
-    return ready;
-  }
-
-  /**
-   * A task whose previous attempt's lease expired counts that attempt as failed: if the policy
-   * allows no more, it is ended (failed, or cancelled for `onCancel`) instead of claimed.
-   */
-  private async mayRetryExpired(candidate: VersionedTask, mode: ClaimMode): Promise<boolean> {
-    const { task } = candidate;
-    if (task.lease === null) return true;
-    const attempt = mode === 'run' ? task.attempts : task.cancelAttempts;
-    const policy = mode === 'run' ? this.options.retry : this.options.cancelRetry;
-    const expired = new LeaseExpiredError(attempt);
-    if (decideRetry(policy, attempt, expired).retry) return true;
-    const ended = mode === 'run' ? await this.settings.protocol.failExpired(candidate) : await this.settings.protocol.finishCancelled(candidate, expired);
-    if (ended) this.log.warn({ taskId: task.id, mode }, 'oncetask: lease expired and no attempts left; task ended');
-    return false;
   }
 
 }
