@@ -51,6 +51,15 @@ export interface OnceTaskManagerOptions {
    * outcome unknown). Lease writes are further bounded by the lease's own deadline.
    */
   callTimeoutMs?: number;
+  /**
+   * Coalescing of single-task writes (claims, renewals and outcomes of tasks without a resource
+   * key) sent close together into one round trip of independent conditional writes, each still
+   * fenced on its own. Default `{ windowMs: 5, maxWrites: 100 }`: with no flush in flight a write
+   * goes out at once (with whatever else was written in the same event-loop turn); while one is
+   * in flight, new writes wait for it at most `windowMs`. `false` (or `windowMs: 0`) sends each
+   * write on its own.
+   */
+  writeBatching?: false | { windowMs?: number; maxWrites?: number };
 }
 
 /** Options of {@link OnceTaskManager.create}. */

@@ -7,6 +7,7 @@ import { HandlerAlreadyRegisteredError, InvalidIdError, InvalidOptionsError, Inv
 import type { GroupHandler, GroupHandlerOptions, HandlerOptions, HandlerSpec, TaskHandler } from './handlers.js';
 import { LeaseProtocol, newWorkerId } from './lease/protocol.js';
 import { DEFAULT_CALL_TIMEOUT_MS } from './store/calls.js';
+import { DEFAULT_WRITE_BATCHING } from './store/write-batcher.js';
 import { defaultLogger, type OnceTaskLogger } from './logger.js';
 import {
   assertDate,
@@ -78,7 +79,8 @@ export class OnceTaskManager {
     this.logger = (logger ?? defaultLogger()).child({ env: this.env, workerId: this.workerId });
     this.clock = clock ?? systemClock;
     this.maxClockSkewMs = parsed.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
-    this.store = new TaskStore(firestore, this.collection, this.env, parsed.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS);
+    const batching = parsed.writeBatching === false ? { windowMs: 0, maxWrites: 1 } : { ...DEFAULT_WRITE_BATCHING, ...parsed.writeBatching };
+    this.store = new TaskStore(firestore, this.collection, this.env, parsed.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS, batching);
     this.admin = new TaskAdmin(this.store, this.retentionMs, this.clock, {
       wake: (kind) => this.wakeLocal(kind),
       cancelLocal: (kind, docId) => this.workers.get(kind)?.cancelLocal(docId),

@@ -8,6 +8,7 @@ import { DEFAULT_CALL_TIMEOUT_MS, GRPC, grpcCode, isAmbiguous, monotonicNow, wit
 import { ConditionalWriter, publicTimeout, type RefWrite, type ConditionalWriteResult, type TaskFields, type WriteOptions } from './conditional-writer.js';
 import { LockStore } from './lock-store.js';
 import { TaskCreator } from './task-creator.js';
+import { DEFAULT_WRITE_BATCHING, WriteBatcher, type WriteBatching } from './write-batcher.js';
 import { QUERY_SHAPES, type QueryShape, type QueryShapeName } from './query-shapes.js';
 
 /**
@@ -69,6 +70,8 @@ export class TaskStore {
   readonly locks: LockStore;
   private readonly writer: ConditionalWriter;
   private readonly creator: TaskCreator;
+  /** Coalesces single-document conditional writes. */
+  readonly batcher: WriteBatcher;
   private readonly collection: CollectionReference;
 
   constructor(
@@ -77,12 +80,15 @@ export class TaskStore {
     env: string,
     /** Deadline of one Firestore call that names none, in ms. */
     readonly callTimeoutMs: number = DEFAULT_CALL_TIMEOUT_MS,
+    /** How single-document conditional writes are coalesced. */
+    batching: WriteBatching = DEFAULT_WRITE_BATCHING,
   ) {
     this.firestore = firestore;
     this.env = env;
     this.collection = firestore.collection(collectionName);
     this.locks = new LockStore(firestore, collectionName, env, this.ops, callTimeoutMs);
     this.writer = new ConditionalWriter(this.ops, callTimeoutMs);
+    this.batcher = new WriteBatcher(firestore, this.writer, this.ops, batching, callTimeoutMs);
     this.creator = new TaskCreator(firestore, (id) => this.ref(this.docId(id)), this.ops, this.writer, callTimeoutMs);
   }
 
@@ -324,7 +330,7 @@ export class TaskStore {
    * lock: two workers racing for one document cost one failed precondition, never a stall.
    */
   async updateIfUnchanged(docId: string, fields: TaskFields, updateTime: Timestamp, options?: WriteOptions): Promise<ConditionalWriteResult> {
-    return this.writer.update(this.ref(docId), fields, updateTime, options);
+    return this.batcher.update(this.ref(docId), fields, updateTime, options);
   }
 
   /**
@@ -332,6 +338,12 @@ export class TaskStore {
    * versions in order, or why not (see {@link ConditionalWriter.commit}).
    */
   async commitConditional(writes: readonly ConditionalWrite[], options?: WriteOptions): ReturnType<ConditionalWriter['commit']> {
+    const only = writes[0];
+    if (writes.length === 1 && only!.target === 'task' && only!.precondition !== 'absent') {
+      // A single task write (a claim without a key lock): coalesced with others.
+      const result = await this.batcher.update(this.ref(only!.docId), only!.fields, only!.precondition, options);
+      return result.ok ? [result.updateTime] : result.reason === 'missing' ? { ok: false, reason: 'missing', current: null } : { ok: false, reason: 'conflict', current: result.current };
+    }
     const mapped: RefWrite[] = writes.map((w) => ({ ref: w.target === 'task' ? this.ref(w.docId) : this.locks.ref(w.docId), fields: w.fields, precondition: w.precondition }));
     return this.writer.commit(mapped, options);
   }
