@@ -225,6 +225,21 @@ if (ONLY === 'backlog') {
   await emulator.stop();
   process.exit(0);
 }
+if (ONLY === 'keyed') {
+  const lib = await library(N, 0);
+  const keyed = await library(N, 100);
+  console.log(JSON.stringify({ libraryPerSec: round(lib.perSec, 1), keyedPerSec: round(keyed.perSec, 1), keyedRatio: round(keyed.perSec / lib.perSec) }));
+  await db.terminate();
+  await emulator.stop();
+  process.exit(0);
+}
+if (ONLY === 'wake') {
+  const { wake, lateness } = await wakeAndSchedule();
+  console.log(JSON.stringify({ wakeP50Ms: round(quantile(wake, 0.5), 1), wakeP99Ms: round(quantile(wake, 0.99), 1), scheduledLatenessP50Ms: round(quantile(lateness, 0.5), 1) }));
+  await db.terminate();
+  await emulator.stop();
+  process.exit(0);
+}
 console.log(`oncetask bench: ${N} tasks, concurrency ${CONCURRENCY}, emulator ${emulator.host}`);
 console.log(`  ${'measure'.padEnd(52)} ${'library'.padStart(14)}   baseline`);
 const base = await baseline(N);

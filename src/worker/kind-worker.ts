@@ -201,10 +201,12 @@ export class KindWorker<S extends z.ZodType> {
       }
       fullSince = null;
       try {
-        const { claimed, conflicts, nextDueAt, blocked } = await this.watchedRound(free, spread, !listen);
+        const { claimed, conflicts, nextDueAt, blocked, drained } = await this.watchedRound(free, spread, !listen);
         errorBackoff = MIN_ERROR_BACKOFF_MS;
         spread = conflicts > 0;
-        if (claimed > 0 || conflicts > 0) continue; // the queue moved: look again at once
+        // The queue moved: look again at once — unless the round's last look found nothing more
+        // due and the listener is attached: it hands over the next due task by itself.
+        if ((claimed > 0 || conflicts > 0) && !(drained && conflicts === 0 && listen && this.watcher.active)) continue;
         // Idle. Listening: the listener wakes us when work comes due; poll only past busy keys
         // (another process frees them without touching our queue's head) and sweep now and then.
         if (listen && !this.stopping) this.watcher.start(); // never after stop(): the client may be gone
@@ -249,12 +251,13 @@ export class KindWorker<S extends z.ZodType> {
     free: number,
     spread: boolean,
     findNextDue: boolean,
-  ): Promise<{ claimed: number; conflicts: number; nextDueAt: number | null; blocked: boolean }> {
+  ): Promise<{ claimed: number; conflicts: number; nextDueAt: number | null; blocked: boolean; drained: boolean }> {
     const { store } = this.settings;
     const seenKeys = new Set<string>();
     let claimed = 0;
     let conflicts = 0;
     let sawDue = false;
+    let drained = false;
     let busyUntil: number | null = null;
     let after: ClaimCursor | undefined;
     let buffered = this.reader.takeBuffered();
@@ -270,6 +273,7 @@ export class KindWorker<S extends z.ZodType> {
       } else {
         ({ tasks, next } = await this.reader.nextPage(free - claimed, after));
         sawDue ||= tasks.length > 0;
+        drained = tasks.length === 0;
         page++;
       }
       const picks: Pick[] = [];
@@ -345,10 +349,10 @@ export class KindWorker<S extends z.ZodType> {
       if (next === null || !skippedBusy) break; // more pages only while busy keys fill them
       after = next;
     }
-    if (claimed > 0 || conflicts > 0) return { claimed, conflicts, nextDueAt: null, blocked: false };
-    if (sawDue) return { claimed, conflicts, nextDueAt: busyUntil, blocked: true }; // all due work is behind busy keys
+    if (claimed > 0 || conflicts > 0) return { claimed, conflicts, nextDueAt: null, blocked: false, drained };
+    if (sawDue) return { claimed, conflicts, nextDueAt: busyUntil, blocked: true, drained }; // all due work is behind busy keys
     const nextDueAt = findNextDue ? ((await store.nextDueAt(this.def.kind, CLAIMABLE_STATUSES))?.getTime() ?? null) : null;
-    return { claimed, conflicts, nextDueAt, blocked: false };
+    return { claimed, conflicts, nextDueAt, blocked: false, drained };
   }
 
   /** Whether a task is held in this process (running, or its aborted handler has not returned yet). */
@@ -394,9 +398,12 @@ export class KindWorker<S extends z.ZodType> {
     const run: ActiveRun = { lease, controller, done: Promise.resolve() };
     this.running.set(id, run);
     run.done = this.execution.run(lease, controller).finally(() => {
+      const wasFull = this.running.size >= this.options.concurrency;
       this.running.delete(id);
       if (key !== null) this.reader.rememberReleasedLock(lease, key);
-      this.wake();
+      // A freed slot is worth a look at the queue only if slots were all taken (due work may be
+      // waiting) or a key was released; otherwise the listener reports new work by itself.
+      if (wasFull || key !== null || !this.watcher.active || !this.settings.listen) this.wake();
     });
     return 'claimed';
   }

@@ -20,6 +20,8 @@ const MAX_BASE_PAGE = 64;
 const MAX_PAGE_SIZE = 1000;
 const SLOW_QUERY_MS = 100;
 const FAST_QUERY_MS = 25;
+/** Most handed-over heads kept for the next round. */
+const MAX_OFFERED = 16;
 /** Most lock versions a worker remembers. */
 const MAX_CACHED_LOCKS = 10_000;
 /** How often a busy worker also looks for expired leases and cancel requests (the pending queue is the hot path). */
@@ -28,6 +30,8 @@ const OTHER_STATUSES_INTERVAL_MS = 5000;
 const MAX_REMEMBERED_MALFORMED = 10_000;
 
 export class QueueReader {
+  /** Heads the queue listener handed over since the last round began. */
+  private offered: VersionedTask[] = [];
   /** Unclaimed due candidates of the last page. */
   private buffer: { tasks: VersionedTask[]; at: number } | null = null;
   /** Current page size of the due-task query (adapts to query latency). */
@@ -55,10 +59,12 @@ export class QueueReader {
     private readonly clock: Clock,
   ) {}
 
-  /** Puts a due task (from the queue listener) first in line. */
+  /**
+   * Puts a due task (from the queue listener) first in line. Kept apart from the page buffer, so
+   * a round that was reading the queue when the head arrived cannot overwrite it when it ends.
+   */
   offer(head: VersionedTask): void {
-    const rest = this.buffer && Date.now() - this.buffer.at < BUFFER_TTL_MS ? this.buffer.tasks.filter((t) => t.docId !== head.docId) : [];
-    this.buffer = { tasks: [head, ...rest], at: Date.now() };
+    this.offered = [head, ...this.offered.filter((t) => t.docId !== head.docId)].slice(0, MAX_OFFERED);
   }
 
   /** Keeps candidates for the next round (`at`: when they were read). */
@@ -76,11 +82,15 @@ export class QueueReader {
     this.buffer = null;
   }
 
-  /** Due candidates to try first: the rest of the last page, or a head the listener handed over. */
+  /** Due candidates to try first: heads the listener handed over, then the rest of the last page. */
   takeBuffered(): VersionedTask[] {
     const buffered = this.buffer;
+    const offered = this.offered;
     this.buffer = null;
-    return buffered && Date.now() - buffered.at < BUFFER_TTL_MS ? buffered.tasks : [];
+    this.offered = [];
+    const page = buffered && Date.now() - buffered.at < BUFFER_TTL_MS ? buffered.tasks : [];
+    const ids = new Set(offered.map((t) => t.docId));
+    return [...offered, ...page.filter((t) => !ids.has(t.docId))];
   }
 
   /**
