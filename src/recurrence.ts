@@ -164,6 +164,20 @@ class Series {
     return slot;
   }
 
+  /**
+   * Non-excluded slots with wall times in [from, to], in order, in one pass of the rule (its
+   * `after` re-walks the series from the anchor on every call); `more(wall)` may end it early.
+   */
+  between(from: Date, to: Date, more: (wall: Date) => boolean = () => true): Date[] {
+    const walls: Date[] = [];
+    if (to.getTime() < from.getTime()) return walls;
+    this.rule.between(from, to, true, (wall) => {
+      if (!this.isExcluded(wall)) walls.push(wall);
+      return more(wall);
+    });
+    return walls;
+  }
+
   /** Newest non-excluded slot at or before `wall`, not before the anchor. */
   latestUpTo(wall: Date): Date | null {
     let slot = this.rule.before(wall, true);
@@ -195,43 +209,123 @@ export function prepareRecurrence(options: RecurrenceOptions): { recurrence: Sto
   return { recurrence, cursor, at: fromFloating(first, tzid) };
 }
 
+/** A slot of the series: its wall time and the instant it means. */
+interface Slot {
+  wall: Date;
+  at: Date;
+}
+
+/**
+ * No zone moves its clock by more than this at once (the largest real shifts are 1 h; a few
+ * zones changed by up to 2 h). A slot due by an instant lies at most this far after the
+ * instant's wall time, and instants are in wall order except within this reach of a shift.
+ */
+const DST_REACH_MS = 3 * 3600_000;
+
+/**
+ * The instants of wall times in `tzid`. Far from a clock change the offset is the same at both
+ * ends of the list, and then for every wall time in it: one conversion per end, not per slot.
+ */
+function toSlots(walls: readonly Date[], tzid: string): Slot[] {
+  if (walls.length === 0) return [];
+  const offset = (wall: Date): number => wall.getTime() - fromFloating(wall, tzid).getTime();
+  const first = offset(walls[0]!);
+  const span = walls[walls.length - 1]!.getTime() - walls[0]!.getTime();
+  if (span <= 2 * DST_REACH_MS && offset(walls[walls.length - 1]!) === first) {
+    return walls.map((wall) => ({ wall, at: new Date(wall.getTime() - first) }));
+  }
+  return walls.map((wall) => ({ wall, at: fromFloating(wall, tzid) }));
+}
+
+/**
+ * The series' slots with wall times from `from` (inclusive) to `to`, in wall order; `more` may
+ * end the walk early. Excluded slots are skipped.
+ */
+function walk(series: Series, tzid: string, from: Date, to: Date, more?: (wall: Date) => boolean): { slots: Slot[]; lastWall: Date | null } {
+  const walls = series.between(from, to, more);
+  return { slots: toSlots(walls, tzid), lastWall: walls[walls.length - 1] ?? null };
+}
+
+/**
+ * Slots as instants: sorted, and de-duplicated — two wall times can mean one instant (in a
+ * spring-forward gap a wall time is read with the offset before the gap, so 02:30 is 03:30
+ * summer time, a slot the series also has), and RFC 5545 counts such an instance once.
+ */
+function byInstant(slots: readonly Slot[]): Slot[] {
+  const sorted = [...slots].sort((x, y) => x.at.getTime() - y.at.getTime() || x.wall.getTime() - y.wall.getTime());
+  return sorted.filter((slot, i) => i === 0 || slot.at.getTime() !== sorted[i - 1]!.at.getTime());
+}
+
 /**
  * What a generator due for `cursor` does at `now`: which slots to spawn (per `catchUp`) and
- * where it moves next.
+ * where it moves next. Planned on instants: every slot instant before the cursor's was dealt
+ * with (spawned or skipped) by an earlier plan, so a plan looks at instants from the cursor's
+ * to `now`, spawns per `catchUp` (each instant at most once, oldest first), and moves the
+ * cursor to the slot with the smallest instant after the newest one it dealt with.
+ *
+ * In a fall-back fold a wall time means its first occurrence, so a sub-hourly rule's slots of
+ * the repeated hour (01:00, 01:15, ... New York time) occur once each, in the first pass of the
+ * hour; the second pass has no slots. In a spring-forward gap, in-gap slots mean the instants
+ * one gap-length later, which the slots after the gap also have: they are one slot each.
  */
-export function planSpawn(rec: StoredRecurrence, cursor: SeriesCursor, now: Date): SpawnPlan {
+export function planSpawn(rec: StoredRecurrence, cursor: SeriesCursor, now: Date, dueAt?: Date): SpawnPlan {
   const current = parseWallTime(cursor.wall);
   if (!current) throw new InvalidOptionsError(`recurrence: stored slot "${cursor.wall}" is not a wall time`);
+  const { tzid } = rec;
   const series = new Series(rec, { wall: current, index: cursor.index });
-  const nowWall = toFloating(now, rec.tzid);
-  const instant = (wall: Date): Date => fromFloating(wall, rec.tzid);
+  // Every slot instant before `from` was dealt with; the cursor's wall is the earliest wall of a
+  // slot not dealt with yet (the series is walked from there), whose instant can be later.
+  const from = dueAt ?? fromFloating(current, tzid);
+  if (from > now) return { spawn: [], next: { cursor, at: from } }; // woken early: not due yet
+  const nowWall = toFloating(now, tzid);
+  // Near a clock change, slots due by now can have wall times up to the change's size after
+  // now's wall time, and instants out of wall order. Elsewhere, wall order is instant order.
+  const offset = (wall: Date): number => wall.getTime() - fromFloating(wall, tzid).getTime();
+  const shifting = offset(new Date(nowWall.getTime() - DST_REACH_MS)) !== offset(new Date(nowWall.getTime() + DST_REACH_MS));
+  const horizon = shifting ? new Date(nowWall.getTime() + DST_REACH_MS) : nowWall;
+  const isDue = (slot: Slot): boolean => slot.at.getTime() >= from.getTime() && slot.at.getTime() <= now.getTime();
+
+  let walked: { slots: Slot[]; lastWall: Date | null };
+  let dealtUpTo: Date; // the newest instant dealt with
   const spawn: Date[] = [];
-  if (instant(current) > now) return { spawn, next: { cursor, at: instant(current) } }; // woken early: not due yet
-  // Two wall times can be one instant (a slot in a spring-forward gap and the hour after it):
-  // such a slot is one slot, spawned once.
-  const add = (wall: Date): void => {
-    const at = instant(wall);
-    if (at.getTime() !== spawn[spawn.length - 1]?.getTime()) spawn.push(at);
-  };
-  let last: Date; // the newest slot dealt with
   if (rec.catchUp === 'all') {
-    last = current;
-    if (!series.isExcluded(current)) add(current);
-    for (let slot = series.after(current); slot && instant(slot) <= now && spawn.length < MAX_CATCH_UP; slot = series.after(slot)) {
-      if (!series.isExcluded(slot)) add(slot);
-      last = slot;
-    }
+    // Stop once MAX_CATCH_UP due slots are found and the walk is past their reach.
+    // Every wall time up to `horizon` may be due; stop once MAX_CATCH_UP slots are walked and
+    // the walk is past their reach (later slots cannot come before them).
+    let seen = 0;
+    let enough: number | null = null;
+    walked = walk(series, tzid, current, horizon, (wall) => {
+      if (enough === null && ++seen >= MAX_CATCH_UP) enough = wall.getTime() + DST_REACH_MS;
+      return enough === null || wall.getTime() <= enough;
+    });
+    const due = byInstant(walked.slots.filter(isDue)).slice(0, MAX_CATCH_UP);
+    spawn.push(...due.map((slot) => slot.at));
+    dealtUpTo = due[due.length - 1]?.at ?? from;
   } else {
-    const latest = series.latestUpTo(nowWall) ?? current;
-    last = latest.getTime() < current.getTime() ? current : latest;
-    // `none` spawns only when the generator is not behind by more than this slot.
-    const onTime = instant(last).getTime() === instant(current).getTime();
-    if ((rec.catchUp === 'latest' || onTime) && !series.isExcluded(last) && instant(last) <= now) add(last);
+    // Far behind: only the last reach before now can hold the newest due slot; any slot before
+    // it (after the cursor) is due as well.
+    const windowStart = shifting ? new Date(Math.max(current.getTime(), nowWall.getTime() - DST_REACH_MS)) : (series.latestUpTo(nowWall) ?? current);
+    walked = walk(series, tzid, new Date(Math.max(windowStart.getTime(), current.getTime())), horizon);
+    const due = byInstant(walked.slots.filter(isDue));
+    const latest = due[due.length - 1]?.at ?? from;
+    const firstAfterCursor = series.after(current);
+    const behind =
+      latest.getTime() !== from.getTime() ||
+      (windowStart.getTime() > current.getTime() && firstAfterCursor !== null && firstAfterCursor.getTime() < windowStart.getTime());
+    if (rec.catchUp === 'latest') spawn.push(latest);
+    else if (!behind) spawn.push(from); // `none`: only a slot that is merely late, with no later slot due
+    dealtUpTo = latest;
   }
-  let next = series.after(last);
-  while (next && instant(next) <= instant(last)) next = series.after(next); // same instant as `last`
+  // What is left: slots with instants after the newest dealt with, among the walked slots and
+  // the first slot past the walk (its wall is beyond the reach, so its instant is later still).
+  // The generator comes due at the smallest such instant; its cursor is the earliest such wall.
+  const beyond = walked.lastWall ? series.after(walked.lastWall) : series.after(current);
+  const pool = [...walked.slots, ...(beyond ? [{ wall: beyond, at: fromFloating(beyond, tzid) }] : [])];
+  const left = pool.filter((slot) => slot.at.getTime() > dealtUpTo.getTime() && slot.wall.getTime() >= current.getTime());
+  const next = byInstant(left)[0] ?? null;
+  const anchor = left.reduce<Slot | null>((min, slot) => (min === null || slot.wall < min.wall ? slot : min), null);
   return {
     spawn,
-    next: next ? { cursor: { wall: formatWallTime(next), index: series.indexOf(next) }, at: instant(next) } : null,
+    next: next && anchor ? { cursor: { wall: formatWallTime(anchor.wall), index: series.indexOf(anchor.wall) }, at: next.at } : null,
   };
 }

@@ -22,6 +22,8 @@ export class Spawner {
     /** How long a finished generator is kept before TTL deletion. */
     private readonly retentionMs: number,
     private readonly log: OnceTaskLogger,
+    /** Wall time of this process. */
+    private readonly clock: () => number = Date.now,
   ) {}
 
   /**
@@ -30,11 +32,11 @@ export class Spawner {
    */
   async spawn(candidate: VersionedTask): Promise<'moved' | 'conflict'> {
     const { task, docId, updateTime } = candidate;
-    const now = new Date();
+    const now = new Date(this.clock());
     let plan: SpawnPlan;
     try {
       if (!task.recurrence || !task.series) throw new Error('generator without a schedule');
-      plan = planSpawn(task.recurrence, task.series, now);
+      plan = planSpawn(task.recurrence, task.series, now, task.waitUntil);
     } catch (err) {
       // A stored schedule that cannot be read: fail the generator instead of retrying forever.
       const error = new MalformedTaskError(docId, `recurrence: ${toError(err).message}`);
@@ -49,7 +51,8 @@ export class Spawner {
     const generator: TaskFields = plan.next
       ? { waitUntil: plan.next.at, series: plan.next.cursor, updatedAt: now }
       : this.ended('succeeded', now);
-    const occurrences = plan.spawn.map((slot) => ({ id: occurrenceId(task.id, slot), slot }));
+    // One document per slot instant, never two creates of one document in a commit.
+    const occurrences = [...new Map(plan.spawn.map((slot) => [slot.getTime(), { id: occurrenceId(task.id, slot), slot }])).values()];
     let skip = new Set<string>();
     for (let round = 0; round < 2; round++) {
       const writes: ConditionalWrite[] = [

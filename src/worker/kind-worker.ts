@@ -100,7 +100,7 @@ export class KindWorker<S extends z.ZodType> {
       wake: () => this.wake(),
     });
     this.expiry = new ExpiredLeases(settings, def.kind, options, this.log);
-    this.spawner = new Spawner(settings.store, settings.retentionMs, this.log);
+    this.spawner = new Spawner(settings.store, settings.retentionMs, this.log, settings.clock);
     this.reader = new QueueReader(settings.store, settings.protocol, def.kind, this.log, settings.clock);
     this.watcher = new QueueWatcher(
       settings.store,
