@@ -174,7 +174,10 @@ export class LeaseProtocol {
     const lockResult = lock ? results[results.length - 1] : undefined;
     if (lockResult?.status === 'rejected') throw lockResult.reason;
     if (lease.tasks.every((t) => t.lost || t.settled) && lease.tasks.some((t) => t.lost)) throw lease.tasks.find((t) => t.lost)!.lost;
-    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && !(r.reason instanceof LeaseLostError));
+    // A task found taken over is only marked (a group renews the rest); any other failure —
+    // including a write refused locally because the deadline passed while it waited — means
+    // this renewal did not happen, and the deadline must not move.
+    const failure = results.find((r, i): r is PromiseRejectedResult => r.status === 'rejected' && !(i < live.length && live[i]!.lost));
     if (failure) throw failure.reason;
     if (lease.ended) return;
     lease.expiresAt = expiresAt;

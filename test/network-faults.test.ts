@@ -1,0 +1,127 @@
+/**
+ * Network faults through the fault proxy (scripts/fault-proxy.ts) between a worker and the
+ * emulator: the hardening issue's failures 1 (partition) and 2 (lost acknowledgement).
+ */
+import { Firestore } from '@google-cloud/firestore';
+import { afterAll, describe, expect, it } from 'vitest';
+import { noRetry } from '../src/index.js';
+import { LeaseProtocol } from '../src/lease/protocol.js';
+import { TaskStore } from '../src/store/task-store.js';
+import { CLAIMABLE_STATUSES } from '../src/task-document.js';
+import { FaultProxy } from '../scripts/fault-proxy.js';
+import { emulatorHost, TEST_PROJECT_ID, useFirestore, waitFor } from './fixture.js';
+import { capturingLogger, jobTask, makeManager, sleep, TEST_COLLECTION } from './support.js';
+
+const db = useFirestore();
+const proxies: FaultProxy[] = [];
+const clients: Firestore[] = [];
+
+/** A Firestore client whose traffic goes through a fresh fault proxy. */
+async function proxied(): Promise<{ proxy: FaultProxy; firestore: Firestore }> {
+  const [host, port] = emulatorHost().split(':');
+  const proxy = await FaultProxy.start({ host: host!, port: Number(port) });
+  // The SDK prefers FIRESTORE_EMULATOR_HOST to the host setting: hide it while constructing.
+  const saved = process.env.FIRESTORE_EMULATOR_HOST;
+  delete process.env.FIRESTORE_EMULATOR_HOST;
+  const firestore = new Firestore({ projectId: TEST_PROJECT_ID, host: proxy.host, ssl: false, customHeaders: { Authorization: 'Bearer owner' } });
+  process.env.FIRESTORE_EMULATOR_HOST = saved;
+  proxies.push(proxy);
+  clients.push(firestore);
+  return { proxy, firestore };
+}
+
+afterAll(async () => {
+  for (const p of proxies) p.heal();
+  // Calls that hung in a black hole are re-sent by the SDK after the heal; let them finish before
+  // the clients are terminated (the SDK rejects a re-send of a terminated client unhandled).
+  await sleep(5000);
+  await Promise.all(clients.map((c) => c.terminate().catch(() => undefined)));
+  await Promise.all(proxies.map((p) => p.close()));
+});
+
+describe('the proxy', () => {
+  it('partitions, black-holes and heals a Firestore client', async () => {
+    const { proxy, firestore } = await proxied();
+    const ref = firestore.collection(TEST_COLLECTION).doc('proxy-probe');
+    await ref.set({ n: 1 });
+    proxy.blackhole();
+    const hung = await Promise.race([ref.get().then(() => 'answered'), sleep(1500).then(() => 'hung')]);
+    expect(hung).toBe('hung');
+    proxy.heal();
+    await waitFor(async () => (await ref.get()).exists, { timeoutMs: 20_000 });
+    expect(proxy.stats.connections).toBeGreaterThan(0);
+  }, 40_000);
+});
+
+describe('1. partition: the holder stops before anyone else starts', () => {
+  it('a black-holed worker aborts its handler at its lease deadline, before another worker takes the task over', async () => {
+    const { proxy, firestore } = await proxied();
+    const logger = capturingLogger();
+    const a = makeManager(firestore, { listen: false, logger });
+    const b = makeManager(db, { env: a.env, listen: false });
+    const events: { who: string; what: string; at: number }[] = [];
+    const handler = (who: string) => async (_task: unknown, ctx: { signal: AbortSignal; attempt: number }) => {
+      events.push({ who, what: 'start', at: Date.now() });
+      ctx.signal.addEventListener('abort', () => events.push({ who, what: 'abort', at: Date.now() }), { once: true });
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, who === 'a' ? 15_000 : 100);
+        ctx.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+      });
+    };
+    a.handle(jobTask, handler('a'), { leaseMs: 3000, retry: noRetry() });
+    b.handle(jobTask, handler('b'), { leaseMs: 3000 });
+    await b.create(jobTask, { n: 1 });
+    a.start();
+    await waitFor(() => events.some((e) => e.who === 'a' && e.what === 'start'), { timeoutMs: 15_000 });
+    const claimedAt = Date.now();
+    proxy.blackhole(); // renewals neither succeed nor fail
+    b.start();
+    await waitFor(() => events.some((e) => e.who === 'b' && e.what === 'start'), { timeoutMs: 20_000 });
+    const aborted = events.find((e) => e.who === 'a' && e.what === 'abort');
+    const bStart = events.find((e) => e.who === 'b' && e.what === 'start')!;
+    expect(aborted, 'worker A never aborted its handler').toBeDefined();
+    expect(aborted!.at).toBeLessThan(bStart.at);
+    expect(aborted!.at - claimedAt).toBeLessThan(3000);
+    expect(logger.lines().some((l) => l.includes('lease renewal failed'))).toBe(true);
+    proxy.heal();
+    await a.stop({ graceMs: 0 });
+  }, 40_000);
+});
+
+describe('2. lost acknowledgement: a re-sent write refused is still ours', () => {
+  it('a claim whose answer was lost is held, not left running under a lease nobody holds', async () => {
+    const { proxy, firestore } = await proxied();
+    const m = makeManager(db);
+    await m.create(jobTask, { n: 1 });
+    const direct = new TaskStore(db, TEST_COLLECTION, m.env);
+    const [candidate] = (await direct.findClaimable('job', CLAIMABLE_STATUSES, new Date(), 10)).tasks;
+    const store = new TaskStore(firestore, TEST_COLLECTION, m.env);
+    await store.readDoc(candidate!.docId); // connect first, so the next answer is the claim's
+    proxy.dropAnswers(1);
+    const lease = await new LeaseProtocol(store, 'worker-a', 86_400_000, Date.now).claim([candidate!], { leaseMs: 60_000, mode: 'run' });
+    expect(proxy.stats.answersDropped).toBe(1);
+    expect(lease).not.toBeNull();
+    const raw = (await db.collection(TEST_COLLECTION).doc(candidate!.docId).get()).data()!;
+    expect(raw.lease.token).toBe(lease!.token);
+  }, 40_000);
+
+  it('create() reports created when its answer was lost', async () => {
+    const { proxy, firestore } = await proxied();
+    const m = makeManager(firestore);
+    await m.get('warm-up'); // connect first
+    proxy.dropAnswers(1);
+    expect((await m.create(jobTask, { n: 7 })).created).toBe(true);
+    expect(proxy.stats.answersDropped).toBe(1);
+    expect(await m.get('job-7')).not.toBeNull();
+  }, 40_000);
+
+  it('cancel() returns 1 when the answer to its write was lost', async () => {
+    const { proxy, firestore } = await proxied();
+    const m = makeManager(firestore);
+    await m.create(jobTask, { n: 8 }, { waitUntil: new Date(Date.now() + 3600_000) });
+    proxy.dropAnswers(1, { after: 1 }); // cancel reads the task, then writes: lose the write's answer
+    expect(await m.cancel('job-8')).toBe(1);
+    expect(proxy.stats.answersDropped).toBe(1);
+    expect((await m.get('job-8'))!.status).toBe('cancelling');
+  }, 40_000);
+});
