@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { defineTask } from '../dist/index.js';
 
-const payload = z.object({ n: z.number().int(), key: z.string().optional(), sleepMs: z.number().int().min(0) });
+const payload = z.object({ n: z.number().int(), key: z.string().optional(), sleepMs: z.number().int().min(0), stubborn: z.boolean().optional() });
 
 /** Plain tasks. */
 export const plainTask = defineTask({ kind: 'chaos-plain', schema: payload, id: (d) => `p${d.n}` });
@@ -17,3 +17,5 @@ export const longTask = defineTask({ kind: 'chaos-long', schema: payload, id: (d
 export const LONG_LEASE_MS = 2000;
 /** Lease of the other kinds. */
 export const LEASE_MS = 3000;
+/** Timeout of plain tasks; stubborn ones sleep past it, ignoring their signal. */
+export const STUBBORN_TIMEOUT_MS = 1500;
