@@ -78,8 +78,8 @@ async function baseline(count: number): Promise<{ perSec: number; createPerSec: 
 }
 
 /** The library: createMany, then one worker (this process) with a no-op handler. */
-async function library(count: number, keys: number): Promise<{ perSec: number; createPerSec: number; opsPerTask: number }> {
-  const m = manager(keys ? 'keyed' : 'plain');
+async function library(count: number, keys: number, concurrency = CONCURRENCY): Promise<{ perSec: number; createPerSec: number; opsPerTask: number }> {
+  const m = manager(keys ? 'keyed' : concurrency === CONCURRENCY ? 'plain' : `plain${concurrency}`);
   const def = (keys ? keyedBenchTask : benchTask) as unknown as typeof benchTask; // both take { n, key }
   const data = Array.from({ length: count }, (_, n) => ({ n, key: `key-${n % Math.max(1, keys)}` }));
   const t0 = now();
@@ -90,7 +90,7 @@ async function library(count: number, keys: number): Promise<{ perSec: number; c
   const allDone = new Promise<void>((resolve) => (finished = resolve));
   m.handle(def, () => {
     if (++done === count) finished();
-  }, { concurrency: CONCURRENCY });
+  }, { concurrency });
   const t1 = now();
   m.start();
   await allDone;
@@ -247,6 +247,9 @@ const lib = await library(N, 0);
 row('claim + complete throughput (tasks/s)', lib.perSec.toFixed(0), `raw SDK loop: ${base.perSec.toFixed(0)}`);
 const keyed = await library(N, 100);
 row('  same, over 100 resource keys (tasks/s)', keyed.perSec.toFixed(0), `unkeyed library: ${lib.perSec.toFixed(0)}`);
+// Concurrency 64: claims, renewals and outcomes sent while a flush is in flight go out together.
+const batched = await library(N, 0, 64);
+row('  same, concurrency 64 (write batching) (tasks/s)', batched.perSec.toFixed(0), `raw SDK loop: ${base.perSec.toFixed(0)}`);
 const created = await creates(N);
 row('createMany (tasks/s)', created.lib.toFixed(0), `raw BulkWriter: ${created.raw.toFixed(0)}`);
 row('billed ops per task (create + claim + outcome + reads)', lib.opsPerTask.toFixed(2), `raw SDK loop: ${base.opsPerTask.toFixed(2)}`);
@@ -267,6 +270,8 @@ const result = {
   ratio: round(lib.perSec / base.perSec),
   keyedPerSec: round(keyed.perSec, 1),
   keyedRatio: round(keyed.perSec / lib.perSec),
+  batchPerSec: round(batched.perSec, 1),
+  batchRatio: round(batched.perSec / base.perSec),
   createPerSec: round(created.lib, 1),
   rawCreatePerSec: round(created.raw, 1),
   createRatio: round(created.lib / created.raw),
