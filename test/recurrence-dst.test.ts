@@ -23,28 +23,54 @@ function wallOf(instant: number, tz: string): number {
   return Date.UTC(p.year!, p.month! - 1, p.day!, p.hour!, p.minute!, p.second!);
 }
 
+interface ZoneTable {
+  /** Offset (wall minus UTC, ms) in effect before the first change. */
+  initial: number;
+  /** Offset changes: the instant and the offsets before and after it. */
+  changes: { at: number; before: number; after: number }[];
+}
+
+const tables = new Map<string, ZoneTable>();
+/** The zone's 2026 offset changes, found by sampling Intl every quarter hour (real changes fall on quarter hours). */
+function zoneTable(tz: string): ZoneTable {
+  let table = tables.get(tz);
+  if (table) return table;
+  const from = Date.UTC(2025, 11, 20);
+  const initial = wallOf(from, tz) - from;
+  const changes: ZoneTable['changes'] = [];
+  let prev = initial;
+  for (let t = from; t < Date.UTC(2027, 0, 10); t += 15 * MIN) {
+    const off = wallOf(t, tz) - t;
+    if (off !== prev) changes.push({ at: t, before: prev, after: off });
+    prev = off;
+  }
+  table = { initial, changes };
+  tables.set(tz, table);
+  return table;
+}
+
+function offsetAt(instant: number, tz: string): number {
+  const { initial, changes } = zoneTable(tz);
+  let off = initial;
+  for (const c of changes) if (c.at <= instant) off = c.after;
+  return off;
+}
+
 /** RFC 5545: a wall time's instant; in a fold the first, in a gap the offset before the gap. */
 function instantOf(wall: number, tz: string): number {
-  const offsets = new Set<number>();
-  for (let t = wall - 2 * 86_400_000; t <= wall + 2 * 86_400_000; t += 15 * MIN) offsets.add(wallOf(t, tz) - t);
-  const matches = [...offsets].map((o) => wall - o).filter((t) => wallOf(t, tz) === wall).sort((a, b) => a - b);
+  const { initial, changes } = zoneTable(tz);
+  const offsets = [...new Set([initial, ...changes.map((c) => c.after)])];
+  const matches = offsets.map((o) => wall - o).filter((t) => offsetAt(t, tz) === wall - t).sort((a, b) => a - b);
   if (matches.length > 0) return matches[0]!;
-  // A gap: find the transition after which this wall time does not exist, use the offset before it.
-  let t = wall - 2 * 86_400_000;
-  while (wallOf(t + 15 * MIN, tz) <= wall) t += 15 * MIN;
-  return wall - (wallOf(t, tz) - t);
+  // A gap: the change whose skipped wall times hold this one; read it with the offset before.
+  const gap = changes.find((c) => c.after > c.before && wall >= c.at + c.before && wall < c.at + c.after);
+  if (!gap) throw new Error(`oracle: no instant for wall ${new Date(wall).toISOString()} in ${tz}`);
+  return wall - gap.before;
 }
 
 /** 2026 offset changes of a zone (instants, to the quarter hour). */
 function transitions(tz: string): number[] {
-  const found: number[] = [];
-  let prev = wallOf(Date.UTC(2026, 0, 1), tz) - Date.UTC(2026, 0, 1);
-  for (let t = Date.UTC(2026, 0, 1); t < Date.UTC(2027, 0, 1); t += 15 * MIN) {
-    const off = wallOf(t, tz) - t;
-    if (off !== prev) found.push(t);
-    prev = off;
-  }
-  return found;
+  return zoneTable(tz).changes.filter((c) => c.at >= Date.UTC(2026, 0, 1) && c.at < Date.UTC(2027, 0, 1)).map((c) => c.at);
 }
 
 interface Rule {
