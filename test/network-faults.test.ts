@@ -115,6 +115,19 @@ describe('2. lost acknowledgement: a re-sent write refused is still ours', () =>
     expect(await m.get('job-7')).not.toBeNull();
   }, 40_000);
 
+  it('createMany() counts exactly when answers to its writes were lost', async () => {
+    const { proxy, firestore } = await proxied();
+    const m = makeManager(firestore);
+    // 40 of the 400 exist already (another producer's): exactly the other 360 are new.
+    await makeManager(db, { env: m.env }).createMany(jobTask, Array.from({ length: 40 }, (_, n) => ({ n: n * 10 })));
+    await m.get('warm-up'); // connect first
+    proxy.dropAnswers(3, { after: 1 });
+    const result = await m.createMany(jobTask, Array.from({ length: 400 }, (_, n) => ({ n })));
+    expect(proxy.stats.answersDropped).toBeGreaterThan(0);
+    expect(result.created).toBe(360);
+    expect(await m.countPending(jobTask)).toBe(400);
+  }, 60_000);
+
   it('cancel() returns 1 when the answer to its write was lost', async () => {
     const { proxy, firestore } = await proxied();
     const m = makeManager(firestore);
