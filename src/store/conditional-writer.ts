@@ -43,9 +43,19 @@ export type ConditionalWriteResult =
 /** One write of an atomic conditional commit. */
 export interface RefWrite {
   ref: DocumentReference;
-  fields: TaskFields;
+  /** The fields to write, or `null` to delete the document (with a version precondition only). */
+  fields: TaskFields | null;
   /** Update only if unchanged since this version; `'absent'` creates and fails if it exists. */
   precondition: Timestamp | 'absent';
+}
+
+/**
+ * A first send made elsewhere (a write that went out in a coalesced flush), stamped with `rev`:
+ * {@link ConditionalWriter.commit} takes it as its first attempt and resolves it like its own.
+ */
+export interface SentWrite {
+  result: Promise<Timestamp[]>;
+  rev: string;
 }
 
 /** How often an ambiguous write that turned out not applied is sent again. */
@@ -58,9 +68,9 @@ export class ConditionalWriter {
     private readonly callTimeoutMs: number,
   ) {}
 
-  /** Updates `ref` only if it has not changed since `updateTime`. */
-  async update(ref: DocumentReference, fields: TaskFields, updateTime: Timestamp, options: WriteOptions = {}): Promise<ConditionalWriteResult> {
-    const result = await this.commit([{ ref, fields, precondition: updateTime }], options);
+  /** Updates `ref` (or, with `fields` null, deletes it) only if it has not changed since `updateTime`. */
+  async update(ref: DocumentReference, fields: TaskFields | null, updateTime: Timestamp, options: WriteOptions = {}, firstSend?: SentWrite): Promise<ConditionalWriteResult> {
+    const result = await this.commit([{ ref, fields, precondition: updateTime }], options, firstSend);
     if (Array.isArray(result)) return { ok: true, updateTime: result[0]! };
     if (result.reason === 'missing') return { ok: false, reason: 'missing' };
     return { ok: false, reason: 'conflict', current: result.current };
@@ -75,17 +85,19 @@ export class ConditionalWriter {
   async commit(
     writes: readonly RefWrite[],
     options: WriteOptions = {},
+    firstSend?: SentWrite,
   ): Promise<Timestamp[] | { ok: false; reason: 'conflict' | 'exists' | 'missing'; current: CurrentDocument | null }> {
     // Each call has its own deadline; a lease's deadline may only shorten it.
     const deadline = Math.min(options.deadline ?? Infinity, monotonicNow() + this.callTimeoutMs);
     const what = options.what ?? 'conditional write';
     const first = writes[0]!;
-    const rev = newRev();
+    const rev = firstSend?.rev ?? newRev();
     for (let sends = 0; ; sends++) {
       let err: unknown;
       try {
-        const written = await withDeadline(this.send(writes, rev), deadline - monotonicNow(), what);
-        this.ops.write(writes.length);
+        const attempt = sends === 0 && firstSend ? firstSend.result : this.send(writes, rev);
+        const written = await withDeadline(attempt, deadline - monotonicNow(), what);
+        this.count(writes);
         return written;
       } catch (e) {
         err = e;
@@ -102,8 +114,13 @@ export class ConditionalWriter {
       // commit is atomic, so the first document tells whether all of it landed.
       const snap = await this.readBack(first.ref, deadline, what);
       const data = snap.exists ? (snap.data() ?? {}) : null;
+      // A delete's witness is the document's absence (nobody else deletes a document we hold).
+      if (first.fields === null && !snap.exists) {
+        this.ops.delete();
+        return writes.map(() => snap.readTime);
+      }
       if (data && (data.rev === rev || options.witness?.(data))) {
-        this.ops.write(writes.length);
+        this.count(writes);
         return writes.map(() => snap.updateTime!);
       }
       const unchanged = first.precondition === 'absent' ? !snap.exists : snap.exists && snap.updateTime!.isEqual(first.precondition);
@@ -120,15 +137,29 @@ export class ConditionalWriter {
     }
   }
 
+  /** Counts applied writes as Firestore bills them (a delete is a delete, not a write). */
+  private count(writes: readonly RefWrite[]): void {
+    for (const w of writes) {
+      if (w.fields === null) this.ops.delete();
+      else this.ops.write();
+    }
+  }
+
   private async send(writes: readonly RefWrite[], rev: string): Promise<Timestamp[]> {
     if (writes.length === 1) {
       const w = writes[0]!;
-      const result = w.precondition === 'absent' ? await w.ref.create({ ...w.fields, rev }) : await w.ref.update({ ...w.fields, rev }, { lastUpdateTime: w.precondition });
+      const result =
+        w.fields === null
+          ? await w.ref.delete(w.precondition === 'absent' ? {} : { lastUpdateTime: w.precondition })
+          : w.precondition === 'absent'
+            ? await w.ref.create({ ...w.fields, rev })
+            : await w.ref.update({ ...w.fields, rev }, { lastUpdateTime: w.precondition });
       return [result.writeTime];
     }
     const batch = writes[0]!.ref.firestore.batch();
     for (const w of writes) {
-      if (w.precondition === 'absent') batch.create(w.ref, { ...w.fields, rev });
+      if (w.fields === null) batch.delete(w.ref, w.precondition === 'absent' ? {} : { lastUpdateTime: w.precondition });
+      else if (w.precondition === 'absent') batch.create(w.ref, { ...w.fields, rev });
       else batch.update(w.ref, { ...w.fields, rev }, { lastUpdateTime: w.precondition });
     }
     return (await batch.commit()).map((r) => r.writeTime);

@@ -88,7 +88,7 @@ export class TaskStore {
     this.collection = firestore.collection(collectionName);
     this.locks = new LockStore(firestore, collectionName, env, this.ops, callTimeoutMs);
     this.writer = new ConditionalWriter(this.ops, callTimeoutMs);
-    this.batcher = new WriteBatcher(firestore, this.writer, this.ops, batching, callTimeoutMs);
+    this.batcher = new WriteBatcher(firestore, this.writer, batching);
     this.creator = new TaskCreator(firestore, (id) => this.ref(this.docId(id)), this.ops, this.writer, callTimeoutMs);
   }
 

@@ -1,18 +1,19 @@
 import type { DocumentReference, Firestore, Timestamp } from '@google-cloud/firestore';
-import { monotonicNow, newRev, withDeadline } from './calls.js';
-import type { ConditionalWriter, ConditionalWriteResult, TaskFields, WriteOptions } from './conditional-writer.js';
-import type { OperationCounter } from './op-stats.js';
+import { newRev } from './calls.js';
+import type { ConditionalWriter, ConditionalWriteResult, SentWrite, TaskFields, WriteOptions } from './conditional-writer.js';
 
 /**
  * Coalesces single-document conditional writes (claims, renewals and outcomes of tasks without
  * a key lock) that are sent close together into one round trip: a `BulkWriter` flush of
  * independent writes, each with its own precondition, so a lost race loses that write only.
  *
- * Adaptive, so light load pays no latency: when no flush is in flight, a write goes out at once;
- * while one is in flight, new writes wait for it (at most `windowMs`) or until `maxWrites` are
- * queued, and go out together. A write that does not come back applied is handed
- * to the {@link ConditionalWriter}, which re-sends it and tells a lost race from its own write
- * whose answer was lost by the write's witness.
+ * Adaptive, so light load pays next to no latency: when no flush is in flight, the writes issued
+ * in the same turn of the event loop (a claim round's claims, outcomes of handlers that returned
+ * together) go out together at the end of that turn (`setImmediate`); while a flush is in flight,
+ * new writes wait for it (at most `windowMs`) or until `maxWrites` are queued, and go out
+ * together. Each write's result is resolved by the {@link ConditionalWriter} as if it had sent
+ * the write itself: a refusal or unknown outcome is checked against the write's witness (a lost
+ * race from its own write whose answer was lost), and an unapplied write is re-sent alone.
  */
 
 /** How writes are coalesced. */
@@ -28,7 +29,8 @@ export const DEFAULT_WRITE_BATCHING: WriteBatching = { windowMs: 5, maxWrites: 1
 
 interface Pending {
   ref: DocumentReference;
-  fields: TaskFields;
+  /** The fields to update, or `null` to delete the document. */
+  fields: TaskFields | null;
   precondition: Timestamp;
   options: WriteOptions;
   resolve: (result: ConditionalWriteResult) => void;
@@ -37,7 +39,7 @@ interface Pending {
 
 export class WriteBatcher {
   private queue: Pending[] = [];
-  private scheduled: NodeJS.Timeout | null = null;
+  private scheduled: NodeJS.Timeout | NodeJS.Immediate | null = null;
   private inFlight = 0;
   /** Flushes sent and writes they carried (for the bench). */
   readonly stats = { flushes: 0, writes: 0 };
@@ -45,25 +47,29 @@ export class WriteBatcher {
   constructor(
     private readonly firestore: Firestore,
     private readonly writer: ConditionalWriter,
-    private readonly ops: OperationCounter,
     private readonly batching: WriteBatching,
-    private readonly callTimeoutMs: number,
   ) {}
 
-  /** A conditional update of one document, coalesced with others sent close to it. */
-  update(ref: DocumentReference, fields: TaskFields, precondition: Timestamp, options: WriteOptions = {}): Promise<ConditionalWriteResult> {
+  /**
+   * A conditional update of one document — or, with `fields` null, a conditional delete —
+   * coalesced with others sent close to it.
+   */
+  update(ref: DocumentReference, fields: TaskFields | null, precondition: Timestamp, options: WriteOptions = {}): Promise<ConditionalWriteResult> {
     if (this.batching.windowMs <= 0) return this.writer.update(ref, fields, precondition, options);
     return new Promise((resolve, reject) => {
       this.queue.push({ ref, fields, precondition, options, resolve, reject });
-      // Nothing in flight: send at once (no added latency). Otherwise wait for the flush in flight
-      // (it sends the queue when it returns), at most windowMs, or until maxWrites are queued.
-      if (this.inFlight === 0 || this.queue.length >= this.batching.maxWrites) this.flush();
-      else this.scheduled ??= setTimeout(() => this.flush(), this.batching.windowMs);
+      if (this.queue.length >= this.batching.maxWrites) this.flush();
+      // Nothing in flight: send at the end of this turn, with whatever else this turn writes.
+      // Otherwise wait for the flush in flight (it sends the queue when it returns), at most windowMs.
+      else this.scheduled ??= this.inFlight === 0 ? setImmediate(() => this.flush()) : setTimeout(() => this.flush(), this.batching.windowMs);
     });
   }
 
   private flush(): void {
-    clearTimeout(this.scheduled ?? undefined);
+    if (this.scheduled) {
+      clearTimeout(this.scheduled as NodeJS.Timeout);
+      clearImmediate(this.scheduled as NodeJS.Immediate);
+    }
     this.scheduled = null;
     const batch = this.queue.splice(0, this.batching.maxWrites);
     if (batch.length === 0) return;
@@ -77,31 +83,20 @@ export class WriteBatcher {
   private async send(batch: Pending[]): Promise<void> {
     this.stats.flushes++;
     this.stats.writes += batch.length;
+    const settle = (p: Pending, sent?: SentWrite): Promise<void> =>
+      this.writer.update(p.ref, p.fields, p.precondition, p.options, sent).then(p.resolve, p.reject);
     if (batch.length === 1) {
-      const only = batch[0]!;
-      await this.writer.update(only.ref, only.fields, only.precondition, only.options).then(only.resolve, only.reject);
+      await settle(batch[0]!); // one write: a plain commit is cheaper than a BulkWriter
       return;
     }
     const bulk = this.firestore.bulkWriter({ throttling: false });
     bulk.onWriteError(() => false); // no retries of its own: the ConditionalWriter owns them
-    const now = monotonicNow();
-    const sent = batch.map((p) => {
-      const timeout = Math.min(p.options.deadline ?? Infinity, now + this.callTimeoutMs) - now;
-      return withDeadline(bulk.update(p.ref, { ...p.fields, rev: newRev() }, { lastUpdateTime: p.precondition }), timeout, p.options.what ?? 'write');
+    const sent = batch.map((p): SentWrite => {
+      const rev = newRev();
+      const write = p.fields === null ? bulk.delete(p.ref, { lastUpdateTime: p.precondition }) : bulk.update(p.ref, { ...p.fields, rev }, { lastUpdateTime: p.precondition });
+      return { rev, result: write.then((r) => [r.writeTime]) };
     });
     void bulk.close().catch(() => undefined);
-    await Promise.all(
-      sent.map(async (write, i) => {
-        const p = batch[i]!;
-        try {
-          const result = await write;
-          this.ops.write();
-          p.resolve({ ok: true, updateTime: result.writeTime });
-        } catch {
-          // Refused or unknown: the single-write path re-sends it and checks its witness.
-          await this.writer.update(p.ref, p.fields, p.precondition, p.options).then(p.resolve, p.reject);
-        }
-      }),
-    );
+    await Promise.all(batch.map((p, i) => settle(p, sent[i])));
   }
 }
