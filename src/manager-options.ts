@@ -16,8 +16,20 @@ export interface OnceTaskManagerOptions {
   collection?: string;
   /** pino-compatible logger. Default: pino at `ONCE_TASK_LOG_LEVEL` (default `info`). */
   logger?: OnceTaskLogger;
-  /** How long terminal tasks are kept (`expireAt`, for the TTL policy). Default 30 days. */
+  /**
+   * How long succeeded and cancelled tasks are kept (`expireAt`, for the TTL policy). Default 30
+   * days. `0` deletes a task in the very commit a worker ends it with (BullMQ's
+   * `removeOnComplete`): nothing is left for the TTL policy or for queries to scan, but a later
+   * `create` with the same ID creates the task again — idempotency then lasts only while the task
+   * is open. Terminal writes made without a worker (a generator's end, cancelling a task nobody
+   * runs) get `expireAt` = now instead.
+   */
   retentionMs?: number;
+  /**
+   * How long failed tasks are kept; `0` deletes them when they fail for good. Default:
+   * `retentionMs`, or 30 days when `retentionMs` is 0 (failures usually deserve a look).
+   */
+  failedRetentionMs?: number;
   /**
    * Whether idle workers listen (`onSnapshot`) to the head of their queue, so work created,
    * retried or released in any process wakes them within milliseconds and an idle worker costs

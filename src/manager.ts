@@ -5,7 +5,7 @@ import { TaskReads, type ListOptions, type ListPage } from './admin/task-reads.j
 import { DEFAULT_MAX_CLOCK_SKEW_MS, systemClock, type Clock } from './clock.js';
 import { HandlerAlreadyRegisteredError, InvalidIdError, InvalidOptionsError, InvalidPayloadError } from './errors.js';
 import type { GroupHandler, GroupHandlerOptions, HandlerOptions, HandlerSpec, TaskHandler } from './handlers.js';
-import { LeaseProtocol, newWorkerId } from './lease/protocol.js';
+import { LeaseProtocol, newWorkerId, type Retention } from './lease/protocol.js';
 import { DEFAULT_CALL_TIMEOUT_MS } from './store/calls.js';
 import { DEFAULT_WRITE_BATCHING } from './store/write-batcher.js';
 import { defaultLogger, type OnceTaskLogger } from './logger.js';
@@ -54,7 +54,7 @@ export class OnceTaskManager {
   private readonly clock: Clock;
   private readonly maxClockSkewMs: number;
   private readonly logger: OnceTaskLogger;
-  private readonly retentionMs: number;
+  private readonly retention: Retention;
   private readonly pollIntervalMs: number;
   private readonly sweepIntervalMs: number;
   private readonly listen: boolean;
@@ -72,7 +72,8 @@ export class OnceTaskManager {
     this.env = parsed.env ?? parseOptions(managerOptionsSchema, { env: process.env.ONCE_TASK_ENV || 'default' }, 'ONCE_TASK_ENV').env!;
     this.collection = parsed.collection ?? 'onceTasks';
     this.workerId = parsed.workerId ?? newWorkerId(hostname());
-    this.retentionMs = parsed.retentionMs ?? DEFAULT_RETENTION_MS;
+    const retentionMs = parsed.retentionMs ?? DEFAULT_RETENTION_MS;
+    this.retention = { retentionMs, failedRetentionMs: parsed.failedRetentionMs ?? (retentionMs > 0 ? retentionMs : DEFAULT_RETENTION_MS) };
     this.pollIntervalMs = parsed.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
     this.sweepIntervalMs = parsed.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS;
     this.listen = parsed.listen ?? true;
@@ -81,7 +82,7 @@ export class OnceTaskManager {
     this.maxClockSkewMs = parsed.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
     const batching = parsed.writeBatching === false ? { windowMs: 0, maxWrites: 1 } : { ...DEFAULT_WRITE_BATCHING, ...parsed.writeBatching };
     this.store = new TaskStore(firestore, this.collection, this.env, parsed.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS, batching);
-    this.admin = new TaskAdmin(this.store, this.retentionMs, this.clock, {
+    this.admin = new TaskAdmin(this.store, this.retention.retentionMs, this.clock, {
       wake: (kind) => this.wakeLocal(kind),
       cancelLocal: (kind, docId) => this.workers.get(kind)?.cancelLocal(docId),
       endsCancelledAtOnce: (kind) => {
@@ -214,12 +215,12 @@ export class OnceTaskManager {
     const worker = new KindWorker(
       {
         store: this.store,
-        protocol: new LeaseProtocol(this.store, this.workerId, this.retentionMs, this.clock),
+        protocol: new LeaseProtocol(this.store, this.workerId, this.retention, this.clock),
         logger: this.logger,
         pollIntervalMs: this.pollIntervalMs,
         sweepIntervalMs: this.sweepIntervalMs,
         listen: this.listen,
-        retentionMs: this.retentionMs,
+        retentionMs: this.retention.retentionMs,
         clock: this.clock,
         maxClockSkewMs: this.maxClockSkewMs,
       },

@@ -29,7 +29,8 @@ const positiveMs = z.number().finite().positive();
 export const managerOptionsSchema = z.object({
   env: z.string().regex(ENV_PATTERN, 'must be 1-64 letters, digits, "_", "-", "."').optional(),
   collection: z.string().regex(COLLECTION_PATTERN, 'must be 1-100 letters, digits, "_", "-"').optional(),
-  retentionMs: positiveMs.optional(),
+  retentionMs: z.number().finite().min(0).optional(),
+  failedRetentionMs: z.number().finite().min(0).optional(),
   pollIntervalMs: z.number().finite().min(10).optional(),
   sweepIntervalMs: z.number().finite().min(10).optional(),
   listen: z.boolean().optional(),

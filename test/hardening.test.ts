@@ -16,11 +16,10 @@ import { TaskStore } from '../src/store/task-store.js';
 import { CLAIMABLE_STATUSES } from '../src/task-document.js';
 import { nextPageSize, QueueReader } from '../src/worker/queue-reader.js';
 import { useFirestore, waitFor } from './fixture.js';
-import { capturingLogger, jobTask, makeManager, sleep, TEST_COLLECTION } from './support.js';
+import { KEEP_A_DAY, capturingLogger, jobTask, makeManager, sleep, TEST_COLLECTION } from './support.js';
 import { keyedTask } from './tasks.js';
 
 const db = useFirestore();
-const DAY = 86_400_000;
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -31,7 +30,7 @@ async function setup(n = 1) {
   const store = new TaskStore(db, TEST_COLLECTION, m.env);
   const candidates = async () => (await store.findClaimable('job', CLAIMABLE_STATUSES, new Date(), 10)).tasks;
   const raw = async (id = 'job-1') => (await db.collection(TEST_COLLECTION).doc(store.docId(id)).get()).data()!;
-  return { m, store, candidates, raw, a: new LeaseProtocol(store, 'worker-a', DAY, Date.now) };
+  return { m, store, candidates, raw, a: new LeaseProtocol(store, 'worker-a', KEEP_A_DAY, Date.now) };
 }
 
 describe('1. a lease with a hard local deadline', () => {

@@ -10,7 +10,7 @@ import { TaskStore } from '../src/store/task-store.js';
 import { CLAIMABLE_STATUSES } from '../src/task-document.js';
 import { FaultProxy } from '../scripts/fault-proxy.js';
 import { emulatorHost, TEST_PROJECT_ID, useFirestore, waitFor } from './fixture.js';
-import { capturingLogger, jobTask, makeManager, sleep, TEST_COLLECTION } from './support.js';
+import { KEEP_A_DAY, capturingLogger, jobTask, makeManager, sleep, TEST_COLLECTION } from './support.js';
 
 const db = useFirestore();
 const proxies: FaultProxy[] = [];
@@ -98,7 +98,7 @@ describe('2. lost acknowledgement: a re-sent write refused is still ours', () =>
     const store = new TaskStore(firestore, TEST_COLLECTION, m.env);
     await store.readDoc(candidate!.docId); // connect first, so the next answer is the claim's
     proxy.dropAnswers(1);
-    const lease = await new LeaseProtocol(store, 'worker-a', 86_400_000, Date.now).claim([candidate!], { leaseMs: 60_000, mode: 'run' });
+    const lease = await new LeaseProtocol(store, 'worker-a', KEEP_A_DAY, Date.now).claim([candidate!], { leaseMs: 60_000, mode: 'run' });
     expect(proxy.stats.answersDropped).toBe(1);
     expect(lease).not.toBeNull();
     const raw = (await db.collection(TEST_COLLECTION).doc(candidate!.docId).get()).data()!;

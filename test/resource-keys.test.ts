@@ -3,7 +3,7 @@ import { LeaseProtocol } from '../src/lease/protocol.js';
 import { TaskStore } from '../src/store/task-store.js';
 import { CLAIMABLE_STATUSES } from '../src/task-document.js';
 import { useFirestore, waitFor } from './fixture.js';
-import { makeManager, sleep, startWorkerProcess, TEST_COLLECTION } from './support.js';
+import { KEEP_A_DAY, makeManager, sleep, startWorkerProcess, TEST_COLLECTION } from './support.js';
 import { keyedTask } from './tasks.js';
 
 const db = useFirestore();
@@ -102,7 +102,7 @@ describe('resource-key locks', () => {
       const lock = (await store.locks.readLocks('keyed', ['k'])).get('k')!;
       return protocol.claim([due[0]!], { leaseMs, mode: 'run', lock: { ...lock, kind: 'keyed', resourceKey: 'k' } });
     };
-    return { m, store, claimFirst, a: new LeaseProtocol(store, 'worker-a', 86_400_000, Date.now), b: new LeaseProtocol(store, 'worker-b', 86_400_000, Date.now) };
+    return { m, store, claimFirst, a: new LeaseProtocol(store, 'worker-a', KEEP_A_DAY, Date.now), b: new LeaseProtocol(store, 'worker-b', KEEP_A_DAY, Date.now) };
   }
 
   it('free the key of a dead worker once its lease expires', async () => {

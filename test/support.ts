@@ -79,3 +79,6 @@ export function capturingLogger(): OnceTaskLogger & { entries: CapturedLog[]; li
   };
   return Object.assign(make({}), { entries, lines: () => entries.map((e) => `${e.level} ${e.msg}`) });
 }
+
+/** Retention for protocols built by hand in tests: terminal tasks kept a day. */
+export const KEEP_A_DAY = { retentionMs: 86_400_000, failedRetentionMs: 86_400_000 } as const;

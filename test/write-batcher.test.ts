@@ -7,17 +7,16 @@ import { LeaseProtocol } from '../src/lease/protocol.js';
 import { TaskStore } from '../src/store/task-store.js';
 import { CLAIMABLE_STATUSES } from '../src/task-document.js';
 import { useFirestore } from './fixture.js';
-import { jobTask, makeManager, TEST_COLLECTION } from './support.js';
+import { KEEP_A_DAY, jobTask, makeManager, TEST_COLLECTION } from './support.js';
 
 const db = useFirestore();
-const DAY = 86_400_000;
 
 async function setup(n: number) {
   const m = makeManager(db);
   await m.createMany(jobTask, Array.from({ length: n }, (_, i) => ({ n: i + 1 })));
   const store = new TaskStore(db, TEST_COLLECTION, m.env);
   const { tasks } = await store.findClaimable('job', CLAIMABLE_STATUSES, new Date(), 100);
-  return { store, tasks, protocol: new LeaseProtocol(store, 'worker-a', DAY, Date.now) };
+  return { store, tasks, protocol: new LeaseProtocol(store, 'worker-a', KEEP_A_DAY, Date.now) };
 }
 
 describe('write batching', () => {
@@ -35,7 +34,7 @@ describe('write batching', () => {
   it('loses only the writes whose precondition failed; the others land', async () => {
     const { store, tasks, protocol } = await setup(10);
     // Another worker claims three of them first: our stale versions lose those three only.
-    const rival = new LeaseProtocol(new TaskStore(db, TEST_COLLECTION, store.env), 'worker-b', DAY, Date.now);
+    const rival = new LeaseProtocol(new TaskStore(db, TEST_COLLECTION, store.env), 'worker-b', KEEP_A_DAY, Date.now);
     const taken = await Promise.all(tasks.slice(0, 3).map((t) => rival.claim([t], { leaseMs: 60_000, mode: 'run' })));
     expect(taken.every((l) => l !== null)).toBe(true);
     const leases = await Promise.all(tasks.map((t) => protocol.claim([t], { leaseMs: 60_000, mode: 'run' })));
@@ -51,7 +50,7 @@ describe('write batching', () => {
     await m.createMany(jobTask, Array.from({ length: 5 }, (_, i) => ({ n: i + 1 })));
     const store = new TaskStore(db, TEST_COLLECTION, m.env, 20_000, { windowMs: 0, maxWrites: 1 });
     const { tasks } = await store.findClaimable('job', CLAIMABLE_STATUSES, new Date(), 100);
-    const protocol = new LeaseProtocol(store, 'worker-a', DAY, Date.now);
+    const protocol = new LeaseProtocol(store, 'worker-a', KEEP_A_DAY, Date.now);
     const leases = await Promise.all(tasks.map((t) => protocol.claim([t], { leaseMs: 60_000, mode: 'run' })));
     expect(leases.every((l) => l !== null)).toBe(true);
     expect(store.batcher.stats.flushes).toBe(0);

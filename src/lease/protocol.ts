@@ -19,6 +19,17 @@ import type { ClaimMode, FailureOutcome, HeldTask, Lease } from './lease.js';
  * `releasedToken` for a key lock's release.
  */
 
+/** How long terminal tasks are kept, by outcome; 0 deletes the task in the commit that ends it. */
+export interface Retention {
+  /** Succeeded and cancelled tasks. */
+  retentionMs: number;
+  /** Failed tasks. */
+  failedRetentionMs: number;
+}
+
+/** Idle key locks are kept this long when tasks are deleted at once (a lock is cheap to keep). */
+const LOCK_RETENTION_MS = 24 * 3600_000;
+
 /** Fence re-checks before a fenced write gives up on a document that keeps changing. */
 const MAX_FENCE_RETRIES = 10;
 
@@ -37,8 +48,8 @@ export class LeaseProtocol {
     private readonly store: TaskStore,
     /** Identifies this process in leases (`host:pid:random`). */
     readonly workerId: string,
-    /** How long terminal tasks (and idle key locks) are kept before TTL deletion. */
-    private readonly retentionMs: number,
+    /** How long terminal tasks (and idle key locks) are kept; 0 deletes a task in its outcome commit. */
+    private readonly retention: Retention,
     private readonly clock: Clock,
   ) {}
 
@@ -125,7 +136,7 @@ export class LeaseProtocol {
     const error = errorRecord(new LeaseExpiredError(task.attempts), task.attempts, now);
     const written = await this.store.updateIfUnchanged(
       candidate.docId,
-      { ...this.terminalFields('failed', now), errors: appendError(task.errors, error), errorCount: task.errorCount + 1 },
+      this.terminalFields('failed', now, { errors: appendError(task.errors, error), errorCount: task.errorCount + 1 }),
       candidate.updateTime,
     );
     return written.ok;
@@ -136,14 +147,14 @@ export class LeaseProtocol {
     const { task } = candidate;
     const now = this.now();
     const failure = err ? { errors: appendError(task.errors, errorRecord(err, task.cancelAttempts, now)), errorCount: task.errorCount + 1 } : {};
-    const written = await this.store.updateIfUnchanged(candidate.docId, { ...this.terminalFields('cancelled', now), ...failure }, candidate.updateTime);
+    const written = await this.store.updateIfUnchanged(candidate.docId, this.terminalFields('cancelled', now, failure), candidate.updateTime);
     return written.ok;
   }
 
   /** Fails a document that is not a valid task. */
   async failMalformed(docId: string, updateTime: Timestamp, error: OnceTaskError): Promise<boolean> {
     const now = this.now();
-    const written = await this.store.updateIfUnchanged(docId, { ...this.terminalFields('failed', now), errors: [errorRecord(error, 0, now)], errorCount: 1 }, updateTime);
+    const written = await this.store.updateIfUnchanged(docId, this.terminalFields('failed', now, { errors: [errorRecord(error, 0, now)], errorCount: 1 }), updateTime);
     return written.ok;
   }
 
@@ -186,14 +197,14 @@ export class LeaseProtocol {
 
   /** Records success with the handler's (already encoded) result. */
   async succeed(lease: Lease, held: HeldTask, result: unknown): Promise<void> {
-    await this.writeOutcome(lease, held, { ...this.terminalFields('succeeded', this.now()), result });
+    await this.writeOutcome(lease, held, this.terminalFields('succeeded', this.now(), { result }));
   }
 
   /** Records a failed attempt: back to pending at `retryAt`, or failed for good. */
   async fail(lease: Lease, held: HeldTask, err: Error, outcome: FailureOutcome): Promise<void> {
     const now = this.now();
     const failure = { errors: appendError(held.errors, errorRecord(err, held.attempt, now)), errorCount: held.errorCount + 1 };
-    if ('final' in outcome) await this.writeOutcome(lease, held, { ...this.terminalFields('failed', now), ...failure });
+    if ('final' in outcome) await this.writeOutcome(lease, held, this.terminalFields('failed', now, failure));
     else await this.writeOutcome(lease, held, { status: 'pending', waitUntil: outcome.retryAt, lease: null, updatedAt: now, ...failure });
   }
 
@@ -201,7 +212,7 @@ export class LeaseProtocol {
   async cancelled(lease: Lease, held: HeldTask, err?: Error): Promise<void> {
     const now = this.now();
     const failure = err ? { errors: appendError(held.errors, errorRecord(err, held.attempt, now)), errorCount: held.errorCount + 1 } : {};
-    await this.writeOutcome(lease, held, { ...this.terminalFields('cancelled', now), ...failure });
+    await this.writeOutcome(lease, held, this.terminalFields('cancelled', now, failure));
   }
 
   /**
@@ -234,7 +245,7 @@ export class LeaseProtocol {
 
   private lockReleaseFields(lease: Lease): TaskFields {
     const now = this.now();
-    return { holder: null, releasedToken: lease.token, updatedAt: now, expireAt: new Date(now.getTime() + this.retentionMs) };
+    return { holder: null, releasedToken: lease.token, updatedAt: now, expireAt: new Date(now.getTime() + (this.retention.retentionMs || LOCK_RETENTION_MS)) };
   }
 
   /**
@@ -243,9 +254,10 @@ export class LeaseProtocol {
    * go in one atomic commit; if either document changed since our last write, it falls back to
    * the fenced write, and the lock is released after.
    */
-  private async writeOutcome(lease: Lease, held: HeldTask, outcome: TaskFields): Promise<void> {
+  private async writeOutcome(lease: Lease, held: HeldTask, outcome: TaskFields | null): Promise<void> {
     held.settled = true;
-    const fields = { ...outcome, settledToken: lease.token };
+    // A deleted task needs no witness of its own: its absence is one (see ConditionalWriter).
+    const fields = outcome === null ? null : { ...outcome, settledToken: lease.token };
     const settledByUs = (data: DocumentData): boolean => data.settledToken === lease.token;
     const { lock } = lease;
     if (lock && !lock.released && lease.tasks.length === 1 && !held.lost && !lease.ended) {
@@ -273,8 +285,14 @@ export class LeaseProtocol {
     await this.writeTask(lease, held, fields, 'outcome', settledByUs);
   }
 
-  private terminalFields(status: 'succeeded' | 'failed' | 'cancelled', now: Date): TaskFields {
-    return { status, lease: null, doneAt: now, expireAt: new Date(now.getTime() + this.retentionMs), updatedAt: now };
+  /**
+   * The write that ends a task: its terminal fields (with `extra`), or `null` — delete the
+   * document — when the retention for that status is 0.
+   */
+  private terminalFields(status: 'succeeded' | 'failed' | 'cancelled', now: Date, extra: TaskFields = {}): TaskFields | null {
+    const keepMs = status === 'failed' ? this.retention.failedRetentionMs : this.retention.retentionMs;
+    if (keepMs === 0) return null;
+    return { status, lease: null, doneAt: now, expireAt: new Date(now.getTime() + keepMs), updatedAt: now, ...extra };
   }
 
   /**
@@ -285,7 +303,7 @@ export class LeaseProtocol {
    * write refused. A renewal that finds the task settled sends nothing; nothing is sent after
    * the lease's local deadline.
    */
-  private writeTask(lease: Lease, held: HeldTask, fields: TaskFields, purpose: 'renew' | 'outcome', witness: (data: DocumentData) => boolean): Promise<void> {
+  private writeTask(lease: Lease, held: HeldTask, fields: TaskFields | null, purpose: 'renew' | 'outcome', witness: (data: DocumentData) => boolean): Promise<void> {
     const run = async (): Promise<void> => {
       if (held.lost) throw held.lost;
       if (purpose === 'renew' && held.settled) return;

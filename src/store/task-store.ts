@@ -41,7 +41,8 @@ export interface MalformedDocument {
 export interface ConditionalWrite {
   target: 'task' | 'lock';
   docId: string;
-  fields: TaskFields;
+  /** The fields to write, or `null` to delete the document. */
+  fields: TaskFields | null;
   /** Update only if unchanged since this version; `'absent'` creates and fails if it exists. */
   precondition: Timestamp | 'absent';
 }
@@ -326,10 +327,11 @@ export class TaskStore {
   // ---- conditional writes ---------------------------------------------------------------
 
   /**
-   * Updates the task only if it has not changed since `updateTime`. No transaction and no
-   * lock: two workers racing for one document cost one failed precondition, never a stall.
+   * Updates the task (with `fields` null: deletes it) only if it has not changed since
+   * `updateTime`. No transaction and no lock: two workers racing for one document cost one
+   * failed precondition, never a stall.
    */
-  async updateIfUnchanged(docId: string, fields: TaskFields, updateTime: Timestamp, options?: WriteOptions): Promise<ConditionalWriteResult> {
+  async updateIfUnchanged(docId: string, fields: TaskFields | null, updateTime: Timestamp, options?: WriteOptions): Promise<ConditionalWriteResult> {
     return this.batcher.update(this.ref(docId), fields, updateTime, options);
   }
 
