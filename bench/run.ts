@@ -10,6 +10,7 @@ import { OnceTaskManager, type OperationStats } from '../src/index.js';
 import { startEmulator } from '../scripts/emulator.js';
 import { newTaskFields } from '../src/task-document.js';
 import { benchTask, keyedBenchTask } from './tasks.js';
+import { backlogPhase, tricklePhase } from './processes.js';
 
 process.env.ONCE_TASK_LOG_LEVEL ??= 'warn';
 const PROJECT = 'demo-oncetask-bench';
@@ -18,6 +19,9 @@ const CONCURRENCY = 16;
 const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 50_000);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
 const WAKE_SAMPLES = 100;
+/** Trickle phases: tasks created one at a time at this rate while the workers listen. */
+const TRICKLE_TASKS = Number(process.env.BENCH_TRICKLE_TASKS ?? 1000);
+const TRICKLE_RATE = 100;
 
 const now = (): number => performance.timeOrigin + performance.now();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -229,6 +233,25 @@ if (ONLY === 'keyed') {
   const lib = await library(N, 0);
   const keyed = await library(N, 100);
   console.log(JSON.stringify({ libraryPerSec: round(lib.perSec, 1), keyedPerSec: round(keyed.perSec, 1), keyedRatio: round(keyed.perSec / lib.perSec) }));
+  await db.terminate();
+  await emulator.stop();
+  process.exit(0);
+}
+if (ONLY === 'procs') {
+  const settings = { project: PROJECT, concurrency: CONCURRENCY };
+  const p1 = await backlogPhase(db, 1, N, settings);
+  const p2 = await backlogPhase(db, 2, N, settings);
+  const p4 = await backlogPhase(db, 4, N, settings);
+  console.log(JSON.stringify({ p1, p2, p4, procs2Ratio: round(p2.perSec / p1.perSec), procs4Ratio: round(p4.perSec / p1.perSec) }));
+  await db.terminate();
+  await emulator.stop();
+  process.exit(0);
+}
+if (ONLY === 'trickle') {
+  const settings = { project: PROJECT, concurrency: CONCURRENCY };
+  const t1 = await tricklePhase(db, 1, TRICKLE_TASKS, TRICKLE_RATE, settings);
+  const t4 = await tricklePhase(db, 4, TRICKLE_TASKS, TRICKLE_RATE, settings);
+  console.log(JSON.stringify({ t1, t4 }));
   await db.terminate();
   await emulator.stop();
   process.exit(0);

@@ -14,6 +14,14 @@ export interface OnceTaskManagerOptions {
   env?: string;
   /** Collection holding the tasks. Default `"onceTasks"` (the shipped indexes and rules name it). */
   collection?: string;
+  /**
+   * Shards of the queue (1-30; default 1: unsharded). A collection with an indexed, steadily
+   * increasing field takes about 500 writes/s; with N shards every composite index leads with a
+   * `shard` field, which lifts that to about 500×N (deploy `firestore.indexes.sharded.json`).
+   * Every process of an environment must use the same N. See the README's "Sharded queue" for
+   * changing N on a collection that holds open tasks, and docs/capacity.md for sizing.
+   */
+  shards?: number;
   /** pino-compatible logger. Default: pino at `ONCE_TASK_LOG_LEVEL` (default `info`). */
   logger?: OnceTaskLogger;
   /**

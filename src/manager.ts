@@ -22,7 +22,7 @@ import {
 import type { OperationStats } from './store/op-stats.js';
 import { TaskStore, type TaskFields } from './store/task-store.js';
 import { prepareRecurrence, type RecurrenceOptions } from './recurrence.js';
-import { newTaskFields, type TaskInfo } from './task-document.js';
+import { newTaskFields, OPEN_STATUSES, type TaskInfo } from './task-document.js';
 import { assertValidId, identify, parsePayload, type TaskDefinition } from './task-definition.js';
 import { toFirestoreValue } from './values.js';
 import { KindWorker } from './worker/kind-worker.js';
@@ -81,7 +81,7 @@ export class OnceTaskManager {
     this.clock = clock ?? systemClock;
     this.maxClockSkewMs = parsed.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
     const batching = parsed.writeBatching === false ? { windowMs: 0, maxWrites: 1 } : { ...DEFAULT_WRITE_BATCHING, ...parsed.writeBatching };
-    this.store = new TaskStore(firestore, this.collection, this.env, parsed.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS, batching);
+    this.store = new TaskStore(firestore, this.collection, this.env, parsed.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS, batching, parsed.shards ?? 1);
     this.admin = new TaskAdmin(this.store, this.retention.retentionMs, this.clock, {
       wake: (kind) => this.wakeLocal(kind),
       cancelLocal: (kind, docId) => this.workers.get(kind)?.cancelLocal(docId),
@@ -285,7 +285,7 @@ export class OnceTaskManager {
   /** How many tasks of the kind are pending (waiting or due, not running), by a COUNT aggregation. */
   async countPending(def: TaskDefinition): Promise<number> {
     assertDefinition(def);
-    return this.store.countByStatus(def.kind, 'pending');
+    return this.store.listing.countByStatus(def.kind, 'pending');
   }
 
   /** Lists tasks newest first, optionally by kind and status, a page at a time. */
@@ -359,6 +359,16 @@ export class OnceTaskManager {
     assertDefinition(def);
     assertKey(resourceKey);
     return this.admin.cancelByResourceKey(def.kind, resourceKey);
+  }
+
+  /**
+   * Gives every open task of this environment the shard it belongs in under this manager's
+   * `shards`: run it once after changing `shards` on a collection that holds open tasks (or
+   * that holds tasks written before shards existed), while the indexes of the old setting are
+   * still deployed. Costs one read per open task, and a read and a write per task it moves.
+   */
+  async reshard(): Promise<{ checked: number; moved: number }> {
+    return this.store.listing.reshard(OPEN_STATUSES);
   }
 }
 

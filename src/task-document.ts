@@ -151,6 +151,8 @@ export const storedTaskSchema = z.object({
   series: z.object({ wall: z.string(), index: counter }).nullable().default(null),
   generatorId: z.string().nullable().default(null),
   slot: timestamp.nullable().default(null),
+  /** Queue shard (see `shards`); absent on tasks written before shards existed. */
+  shard: counter.nullable().default(null),
 });
 
 /** A decoded stored task. Timestamps are Dates; `data` is still as stored. */

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { fixedDelay, noRetry } from '../src/index.js';
 import { LeaseKeeper } from '../src/lease/keeper.js';
 import type { Lease } from '../src/lease/lease.js';
+import { Shards } from '../src/store/shards.js';
 import { LeaseProtocol } from '../src/lease/protocol.js';
 import { monotonicNow } from '../src/store/calls.js';
 import { ConditionalWriter } from '../src/store/conditional-writer.js';
@@ -278,6 +279,7 @@ describe('8. queue page size', () => {
     let first = true;
     const store = {
       env: 'stub',
+      shards: new Shards(1, 'stub'),
       findClaimable: async (_k: string, _s: unknown, _n: Date, limit: number) => {
         if (!Number.isInteger(limit)) throw new Error(`limit is not a valid integer: ${limit}`);
         limits.push(limit);

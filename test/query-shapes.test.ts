@@ -1,5 +1,5 @@
 import { readFileSync, existsSync } from 'node:fs';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineTask } from '../src/index.js';
 import { QUERY_SHAPES, type QueryShape, type QueryShapeName } from '../src/store/query-shapes.js';
@@ -18,14 +18,27 @@ interface IndexFile {
   fieldOverrides: { collectionGroup: string; fieldPath: string; ttl?: boolean; indexes: unknown[] }[];
 }
 const indexFile = JSON.parse(readFileSync('firestore.indexes.json', 'utf8')) as IndexFile;
+/** The indexes of a sharded queue (`shards` > 1): `shard` leads every composite index. */
+const shardedFile = JSON.parse(readFileSync('firestore.indexes.sharded.json', 'utf8')) as IndexFile;
 const COLLECTION = 'onceTasks';
 const direction = (d: 'asc' | 'desc') => (d === 'asc' ? 'ASCENDING' : 'DESCENDING');
 
-/** Why a shape cannot run in production, or null when an index serves it. */
-function missingIndex(shape: QueryShape): string | null {
-  const exempt = new Set(indexFile.fieldOverrides.filter((o) => o.collectionGroup === COLLECTION && o.indexes.length === 0).map((o) => o.fieldPath));
+/** A shape as it runs on a sharded queue: a `shard` filter first, unless the shape is never sharded. */
+function shardedShape(shape: QueryShape): QueryShape {
+  return shape.sharded === false ? shape : { ...shape, equals: ['shard', ...shape.equals] };
+}
+
+/**
+ * Why a shape cannot run in production, or null when an index serves it. A field exempted from
+ * single-field indexing can still be part of a composite index, but no query can rely on its
+ * single-field index.
+ */
+function missingIndex(shape: QueryShape, file: IndexFile = indexFile): string | null {
+  const exempt = new Set(file.fieldOverrides.filter((o) => o.collectionGroup === COLLECTION && o.indexes.length === 0).map((o) => o.fieldPath));
+  const composite = file.indexes.filter((index) => index.collectionGroup === COLLECTION && index.queryScope === 'COLLECTION');
+  const inComposite = new Set(composite.flatMap((index) => index.fields.map((f) => f.fieldPath)));
   for (const field of [...shape.equals, ...(shape.range ? [shape.range] : []), ...shape.orderBy.map((o) => o.field)]) {
-    if (exempt.has(field)) return `field ${field} is exempted from indexing`;
+    if (exempt.has(field) && !inComposite.has(field)) return `field ${field} is exempted from indexing`;
   }
   if (shape.range !== undefined && shape.orderBy[0]?.field !== shape.range) return `range field ${shape.range} must be ordered first`;
   // A trailing __name__ in the direction of the previous clause rides on that index implicitly.
@@ -35,9 +48,9 @@ function missingIndex(shape: QueryShape): string | null {
   // Equality filters with only ascending __name__ order are served by merging single-field indexes.
   if (order.length === 1 && order[0]!.field === '__name__' && order[0]!.direction === 'asc') order.pop();
   // Equality-only queries are served by merging single-field indexes; so is one ordered field alone.
-  if (order.length === 0 || (shape.equals.length === 0 && order.length === 1)) return null;
-  const found = indexFile.indexes.some((index) => {
-    if (index.collectionGroup !== COLLECTION || index.queryScope !== 'COLLECTION') return false;
+  const singleFieldsOk = [...shape.equals, ...order.map((o) => o.field)].every((f) => !exempt.has(f));
+  if (singleFieldsOk && (order.length === 0 || (shape.equals.length === 0 && order.length === 1))) return null;
+  const found = composite.some((index) => {
     const fields = index.fields.filter((f) => f.fieldPath !== '__name__');
     if (fields.length !== shape.equals.length + order.length) return false;
     const prefix = new Set(fields.slice(0, shape.equals.length).map((f) => f.fieldPath));
@@ -55,6 +68,20 @@ describe('firestore.indexes.json', () => {
     expect(missingIndex(shape)).toBeNull();
   });
 
+  it.each(Object.entries(QUERY_SHAPES))('firestore.indexes.sharded.json serves the sharded %s query', (_name, shape) => {
+    expect(missingIndex(shardedShape(shape), shardedFile)).toBeNull();
+  });
+
+  it('the sharded index file is the default one with shard leading each composite index, and the monotonic fields exempted', () => {
+    const expected = indexFile.indexes.map((index) =>
+      index.collectionGroup === COLLECTION ? { ...index, fields: [{ fieldPath: 'shard', order: 'ASCENDING' }, ...index.fields] } : index,
+    );
+    expect(shardedFile.indexes).toEqual(expected);
+    const exempted = shardedFile.fieldOverrides.filter((o) => o.collectionGroup === COLLECTION && o.indexes.length === 0).map((o) => o.fieldPath);
+    for (const field of ['waitUntil', 'createdAt', 'seq', 'updatedAt']) expect(exempted).toContain(field);
+    expect(shardedFile.fieldOverrides.filter((o) => !['waitUntil', 'createdAt', 'seq', 'slot'].includes(o.fieldPath) || o.collectionGroup !== COLLECTION)).toEqual(indexFile.fieldOverrides);
+  });
+
   it('would catch a query without an index', () => {
     expect(missingIndex({ equals: ['env', 'resourceKey'], orderBy: [{ field: 'waitUntil', direction: 'asc' }] })).toMatch(/no composite index/);
     expect(missingIndex({ equals: ['env'], orderBy: [{ field: 'data', direction: 'asc' }] })).toMatch(/exempted/);
@@ -70,14 +97,15 @@ describe('firestore.indexes.json', () => {
   });
 });
 
-describe('queries the library issues at run time', () => {
+describe.each([1, 4])('queries the library issues at run time with %i shard(s)', (shards) => {
   const db = useFirestore();
   const issued = new Set<QueryShapeName>();
-  observeQueries((shape) => issued.add(shape));
+  let unsharded = 0;
+  beforeAll(() => observeQueries((shape, sharded) => (issued.add(shape), sharded || (QUERY_SHAPES[shape] as QueryShape).sharded === false || unsharded++)));
   afterAll(() => observeQueries(undefined));
 
   it('are all declared shapes with an index, and every declared shape is used', async () => {
-    const m = makeManager(db);
+    const m = makeManager(db, { shards });
     const other = defineTask({ kind: 'other', schema: z.object({}), id: () => 'other' });
     await m.createMany(jobTask, [{ n: 1 }, { n: 2 }]);
     await m.create(other, {});
@@ -95,8 +123,14 @@ describe('queries the library issues at run time', () => {
     await m.cancelByResourceKey(keyed, 'acct');
     await expect(m.cancel('never-created')).rejects.toThrow(/does not exist/);
     await m.listOccurrences('job-1');
+    await m.reshard();
     expect([...issued].sort()).toEqual(Object.keys(QUERY_SHAPES).sort());
-    for (const shape of issued) expect(missingIndex(QUERY_SHAPES[shape]), shape).toBeNull();
+    for (const shape of issued) {
+      if (shards === 1) expect(missingIndex(QUERY_SHAPES[shape]), shape).toBeNull();
+      else expect(missingIndex(shardedShape(QUERY_SHAPES[shape]), shardedFile), shape).toBeNull();
+    }
+    // On a sharded queue every sharded shape filtered on the shard.
+    if (shards > 1) expect(unsharded).toBe(0);
   });
 });
 

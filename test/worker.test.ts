@@ -11,6 +11,7 @@ import {
 } from '../src/index.js';
 import { useFirestore, waitFor } from './fixture.js';
 import { capturingLogger, jobTask, makeManager, sleep, TEST_COLLECTION } from './support.js';
+import { Shards } from '../src/store/shards.js';
 
 const db = useFirestore();
 const quick = fixedDelay({ maxAttempts: 3, delayMs: 20 });
@@ -303,6 +304,7 @@ describe('an unreachable backend', () => {
     // A store whose queries hang until the backend is "up" (like the SDK retrying through an outage).
     const store = {
       env: 'stub',
+      shards: new Shards(1, 'stub'),
       findClaimable: () => (up ? Promise.resolve(empty) : new Promise((resolve) => (answer = () => resolve(empty)))),
       nextDueAt: async () => null,
       locks: { readLocks: async () => new Map() },

@@ -55,7 +55,7 @@ export class TaskAdmin {
 
   /** Throws {@link EnvironmentMismatchError} if the ID exists only in other environments. */
   async assertNotElsewhere(id: string): Promise<void> {
-    const others = await this.store.otherEnvironmentsOf(id);
+    const others = await this.store.listing.otherEnvironmentsOf(id);
     if (others.length > 0) throw new EnvironmentMismatchError(id, this.store.env, others);
   }
 
@@ -142,7 +142,7 @@ export class TaskAdmin {
     let count = 0;
     let after: string | undefined;
     for (;;) {
-      const page = await this.store.pageByResourceKey(kind, resourceKey, OPEN_STATUSES, BULK_PAGE, after);
+      const page = await this.store.listing.pageByResourceKey(kind, resourceKey, OPEN_STATUSES, BULK_PAGE, after);
       for (const t of page.tasks) if (!t.task.cancelRequested) count += await this.cancel(t.task.id);
       if (page.next === null) return count;
       after = page.next;

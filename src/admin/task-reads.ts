@@ -56,7 +56,7 @@ export class TaskReads {
     const kind = options.kind === undefined ? undefined : isTaskDefinition(options.kind) ? options.kind.kind : options.kind;
     if (kind !== undefined && (typeof kind !== 'string' || kind === '')) throw new InvalidOptionsError('list: option "kind" must be a task definition or kind name');
     const after = cursor === undefined ? undefined : decodeCursor(cursor);
-    const page = await this.store.list({ kind, status, limit, after });
+    const page = await this.store.listing.list({ kind, status, limit, after });
     const tasks: TaskInfo[] = [];
     const malformed: ListPage['malformed'] = [];
     for (const item of page.items) {
@@ -72,7 +72,7 @@ export class TaskReads {
   async listByResourceKey(kind: string, resourceKey: string, options: { limit?: number }): Promise<TaskInfo[]> {
     const limit = options.limit ?? 1000;
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new InvalidOptionsError('listByResourceKey: option "limit" must be an integer 1-10000');
-    const { tasks } = await this.store.listByResourceKey(kind, resourceKey, limit);
+    const { tasks } = await this.store.listing.listByResourceKey(kind, resourceKey, limit);
     return tasks.map((t) => toTaskInfo(t.task));
   }
 
@@ -81,7 +81,7 @@ export class TaskReads {
     assertValidId(generatorId);
     const limit = options.limit ?? 1000;
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new InvalidOptionsError('listOccurrences: option "limit" must be an integer 1-10000');
-    const { tasks } = await this.store.listOccurrences(generatorId, limit);
+    const { tasks } = await this.store.listing.listOccurrences(generatorId, limit);
     return tasks.map((t) => toTaskInfo(t.task));
   }
 }

@@ -1,7 +1,9 @@
 /**
  * Every query the store issues, declared as data. The store builds queries only from these
  * shapes, so `test/query-shapes.test.ts` can check each against `firestore.indexes.json`
- * (the emulator does not enforce composite indexes; production does).
+ * (the emulator does not enforce composite indexes; production does). On a sharded queue
+ * (`shards` > 1) each shape but those marked `sharded: false` also filters on `shard` first,
+ * served by `firestore.indexes.sharded.json`.
  */
 
 /** One ordering clause of a query shape. */
@@ -18,6 +20,8 @@ export interface QueryShape {
   range?: string;
   /** Order-by clauses, in order (a trailing `__name__` rides on the previous field's index). */
   orderBy: readonly OrderClause[];
+  /** `false`: never filtered on the shard, even on a sharded queue (the index leads with `shard` otherwise). */
+  sharded?: false;
 }
 
 const byCreated: readonly OrderClause[] = [
@@ -45,8 +49,14 @@ export const QUERY_SHAPES = {
   listByResourceKey: { equals: ['env', 'kind', 'resourceKey'], orderBy: queueOrder },
   /** The occurrences a generator spawned, by slot. */
   occurrences: { equals: ['env', 'generatorId'], orderBy: [{ field: 'slot', direction: 'asc' }] },
+  /**
+   * Open tasks in one status by document ID, whatever their shard (a stable cursor for
+   * `reshard()`, which finds tasks whose shard is missing or out of range). Equality filters
+   * only: served by merging single-field indexes on either queue.
+   */
+  openById: { equals: ['env', 'status'], orderBy: [{ field: '__name__', direction: 'asc' }], sharded: false },
   /** A task ID in any environment (only to explain a cross-environment refusal). */
-  byIdInAnyEnv: { equals: ['id'], orderBy: [] },
+  byIdInAnyEnv: { equals: ['id'], orderBy: [], sharded: false },
   /** Count of a kind's tasks in one status (aggregation). */
   countByStatus: { equals: ['env', 'kind', 'status'], orderBy: [] },
   /** Listing, newest first, optionally narrowed by kind and/or status. */

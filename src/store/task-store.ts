@@ -9,7 +9,9 @@ import { ConditionalWriter, publicTimeout, type RefWrite, type ConditionalWriteR
 import { LockStore } from './lock-store.js';
 import { TaskCreator } from './task-creator.js';
 import { DEFAULT_WRITE_BATCHING, WriteBatcher, type WriteBatching } from './write-batcher.js';
-import { QUERY_SHAPES, type QueryShape, type QueryShapeName } from './query-shapes.js';
+import { QueryBuilder } from './query-builder.js';
+import { Shards } from './shards.js';
+import { TaskListing } from './task-listing.js';
 
 /**
  * The one place that talks to Firestore about tasks. Everything else asks the store; nothing
@@ -47,16 +49,10 @@ export interface ConditionalWrite {
   precondition: Timestamp | 'absent';
 }
 
-/** Where the next page of claimable tasks starts. */
+/** Where the next page of claimable tasks starts (in one shard). */
 export type ClaimCursor = { readonly __brand: 'ClaimCursor' };
 
-/** Observer of issued query shapes; the index test uses it to see every query the library runs. */
-let queryObserver: ((shape: QueryShapeName) => void) | undefined;
-
-/** @internal Test hook: called with the shape name of every query the store issues. */
-export function observeQueries(observer: ((shape: QueryShapeName) => void) | undefined): void {
-  queryObserver = observer;
-}
+export { observeQueries } from './query-builder.js';
 
 /** Field set by each admin change (`mutate`): the witness of an ambiguous admin write. */
 const MUTATION_ID = 'mutationId';
@@ -74,6 +70,12 @@ export class TaskStore {
   /** Coalesces single-document conditional writes. */
   readonly batcher: WriteBatcher;
   private readonly collection: CollectionReference;
+  /** @internal Builds every query of the collection (shared with {@link TaskListing}). */
+  readonly queries: QueryBuilder;
+  /** Administration's reads: listings, counts, bulk passes. */
+  readonly listing: TaskListing;
+  /** How the queue is sharded (1 shard: not at all). */
+  readonly shards: Shards;
 
   constructor(
     firestore: Firestore,
@@ -83,10 +85,15 @@ export class TaskStore {
     readonly callTimeoutMs: number = DEFAULT_CALL_TIMEOUT_MS,
     /** How single-document conditional writes are coalesced. */
     batching: WriteBatching = DEFAULT_WRITE_BATCHING,
+    /** Number of queue shards (1: unsharded). */
+    shardCount = 1,
   ) {
     this.firestore = firestore;
     this.env = env;
     this.collection = firestore.collection(collectionName);
+    this.shards = new Shards(shardCount, env);
+    this.queries = new QueryBuilder(this.collection, this.shards);
+    this.listing = new TaskListing(this);
     this.locks = new LockStore(firestore, collectionName, env, this.ops, callTimeoutMs);
     this.writer = new ConditionalWriter(this.ops, callTimeoutMs);
     this.batcher = new WriteBatcher(firestore, this.writer, batching);
@@ -108,7 +115,8 @@ export class TaskStore {
   }
 
   /** Awaits a read within the call deadline; a timeout becomes a BackendTimeoutError. */
-  private async call<T>(promise: Promise<T>, what: string): Promise<T> {
+  /** @internal Shared with {@link TaskListing}. */
+  async call<T>(promise: Promise<T>, what: string): Promise<T> {
     try {
       return await withDeadline(promise, this.callTimeoutMs, what);
     } catch (err) {
@@ -120,22 +128,28 @@ export class TaskStore {
 
   /** Creates the task unless its document exists; true when created (exact even if an answer was lost). */
   create(id: string, fields: TaskFields): Promise<boolean> {
-    return this.creator.create(id, fields);
+    return this.creator.create(id, this.withShard(this.docId(id), fields));
+  }
+
+  /** A new task's fields with its shard (always stored, 0 on an unsharded queue, so a queue can be sharded later). */
+  private withShard(docId: string, fields: TaskFields): TaskFields {
+    const key = typeof fields.resourceKey === 'string' ? fields.resourceKey : null;
+    return { ...fields, shard: this.shards.forTask(docId, key) };
   }
 
   /** Inside a caller's transaction: reads the document (reads must come first) and creates it if absent. */
   createInTransaction(tx: Transaction, id: string, fields: TaskFields): Promise<boolean> {
-    return this.creator.createInTransaction(tx, id, fields);
+    return this.creator.createInTransaction(tx, id, this.withShard(this.docId(id), fields));
   }
 
   /** Adds a create to a caller's batch unless the task exists now (see {@link TaskCreator.createInBatch}). */
   createInBatch(batch: WriteBatch, id: string, fields: TaskFields): Promise<boolean> {
-    return this.creator.createInBatch(batch, id, fields);
+    return this.creator.createInBatch(batch, id, this.withShard(this.docId(id), fields));
   }
 
   /** Creates many tasks; returns, per item, whether it was new (exact, see {@link TaskCreator.createMany}). */
   createMany(items: readonly { id: string; fields: TaskFields }[]): Promise<boolean[]> {
-    return this.creator.createMany(items);
+    return this.creator.createMany(items.map((item) => ({ id: item.id, fields: this.withShard(this.docId(item.id), item.fields) })));
   }
 
   // ---- reading --------------------------------------------------------------------------
@@ -166,55 +180,65 @@ export class TaskStore {
   }
 
   /** Runs a query within the call deadline, counting its billed reads. */
-  private async run(q: Query, what: string): Promise<QuerySnapshot> {
+  /** @internal Shared with {@link TaskListing}. */
+  async run(q: Query, what: string): Promise<QuerySnapshot> {
     const snap = await this.call(q.get(), what);
     this.ops.query(snap.size);
     return snap;
   }
 
-  private query(shape: QueryShapeName, values: Record<string, unknown>, upTo?: unknown): Query {
-    const spec: QueryShape = QUERY_SHAPES[shape];
-    let q: Query = this.collection;
-    for (const field of spec.equals) {
-      const value = values[field];
-      q = Array.isArray(value) ? q.where(field, 'in', value) : q.where(field, '==', value);
-    }
-    if (spec.range !== undefined) q = q.where(spec.range, '<=', upTo);
-    for (const clause of spec.orderBy) q = q.orderBy(clause.field, clause.direction);
-    queryObserver?.(shape);
-    return q;
-  }
-
   /**
    * The head of a kind's queue: tasks due by `now` (pending, cancelling, or running under an
    * expired lease) in queue order, a page at a time. Malformed documents are returned apart.
+   * On a sharded queue, `shard` names the one shard to read (the hot path; `after` continues in
+   * the shard it came from); without it, every shard is read and the pages merged (no cursor).
    */
   async findClaimable(
     kind: string,
     statuses: readonly TaskStatus[],
     now: Date,
     limit: number,
-    after?: ClaimCursor,
+    options: { after?: ClaimCursor; shard?: number } = {},
   ): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[]; next: ClaimCursor | null }> {
-    let q = this.query('claimable', { env: this.env, kind, status: [...statuses] }, now);
-    if (after) q = q.startAfter(after as unknown as DocumentSnapshot);
+    const values = { env: this.env, kind, status: [...statuses] };
+    const after = options.after as unknown as CursorBox | undefined;
+    const shard = after?.shard ?? options.shard;
+    if (this.shards.sharded && shard === undefined) {
+      const pages = await Promise.all(
+        this.queries.wholeQueue(statuses.length).map((s) => this.run(this.queries.build('claimable', values, { upTo: now, shard: s }).limit(limit), `${kind}: due tasks`)),
+      );
+      const { tasks, malformed } = this.split(pages.flatMap((p) => p.docs));
+      return { tasks: tasks.sort(byQueueOrder).slice(0, limit), malformed, next: null };
+    }
+    let q = this.queries.build('claimable', values, { upTo: now, shard: shard ?? null });
+    if (after) q = q.startAfter(after.doc);
     const snap = await this.run(q.limit(limit), `${kind}: due tasks`);
     const last = snap.docs[snap.docs.length - 1];
-    return { ...this.split(snap.docs), next: snap.docs.length === limit && last ? (last as unknown as ClaimCursor) : null };
+    const next = snap.docs.length === limit && last ? (({ shard: shard ?? null, doc: last }) satisfies CursorBox as unknown as ClaimCursor) : null;
+    return { ...this.split(snap.docs), next };
   }
 
   /** When the kind's next task comes due (a running one: when its lease expires); null if none. */
   async nextDueAt(kind: string, statuses: readonly TaskStatus[]): Promise<Date | null> {
-    const snap = await this.run(this.query('nextDue', { env: this.env, kind, status: [...statuses] }).limit(1), `${kind}: next due`);
-    const decoded = snap.docs[0] ? this.decode(snap.docs[0].data()) : null;
-    return decoded?.ok ? decoded.task.waitUntil : null;
+    const values = { env: this.env, kind, status: [...statuses] };
+    const snaps = await Promise.all(
+      this.queries.wholeQueue(statuses.length).map((s) => this.run(this.queries.build('nextDue', values, { shard: s }).limit(1), `${kind}: next due`)),
+    );
+    let next: Date | null = null;
+    for (const doc of snaps.flatMap((snap) => snap.docs)) {
+      const decoded = this.decode(doc.data());
+      if (decoded.ok && (next === null || decoded.task.waitUntil < next)) next = decoded.task.waitUntil;
+    }
+    return next;
   }
 
   /**
    * Listens to the head of a kind's queue (the next task to come due, a running one's lease
    * expiry included). Calls `onHead` on every change with its due time (null: empty queue) and
    * the task itself, or the document apart if it is malformed (a bad due time, say, which no
-   * claim query would ever return), and `onError` if the listener dies. Returns the unsubscribe function.
+   * claim query would ever return), and `onError` if the listener dies. Returns the unsubscribe
+   * function. A sharded queue takes one listener per group of shards (Firestore's disjunction
+   * limit), and the head is the earliest of theirs.
    */
   watchHead(
     kind: string,
@@ -222,45 +246,49 @@ export class TaskStore {
     onHead: (dueAt: Date | null, head: VersionedTask | null, malformed: MalformedDocument | null) => void,
     onError: (err: Error) => void,
   ): () => void {
-    let first = true;
-    return this.query('nextDue', { env: this.env, kind, status: [...statuses] })
-      .limit(1)
-      .onSnapshot((snap) => {
-        // Billed: the initial result (at least one read), then each document entering or changing.
-        const changed = snap.docChanges().filter((c) => c.type !== 'removed').length;
-        this.ops.listener(first ? Math.max(1, snap.size) : changed);
-        first = false;
-        const doc = snap.docs[0];
-        const head = doc ? this.decode(doc.data()) : null;
-        if (!doc || head === null) onHead(null, null, null);
-        else if (!head.ok) onHead(null, null, { docId: doc.id, reason: head.reason, updateTime: doc.updateTime });
-        else onHead(head.task.waitUntil, { docId: doc.id, task: head.task, updateTime: doc.updateTime }, null);
-      }, onError);
+    const groups = this.queries.wholeQueue(statuses.length);
+    const heads: (VersionedTask | null)[] = groups.map(() => null);
+    const unsubscribes: (() => void)[] = [];
+    let failed = false;
+    const stopAll = (): void => unsubscribes.forEach((u) => u());
+    groups.forEach((shard, i) => {
+      let first = true;
+      unsubscribes.push(
+        this.queries
+          .build('nextDue', { env: this.env, kind, status: [...statuses] }, { shard })
+          .limit(1)
+          .onSnapshot(
+            (snap) => {
+              // Billed: the initial result (at least one read), then each document entering or changing.
+              const changed = snap.docChanges().filter((c) => c.type !== 'removed').length;
+              this.ops.listener(first ? Math.max(1, snap.size) : changed);
+              first = false;
+              const doc = snap.docs[0];
+              const decoded = doc ? this.decode(doc.data()) : null;
+              heads[i] = doc && decoded?.ok ? { docId: doc.id, task: decoded.task, updateTime: doc.updateTime } : null;
+              const malformed = doc && decoded && !decoded.ok ? { docId: doc.id, reason: decoded.reason, updateTime: doc.updateTime } : null;
+              const head = heads.reduce<VersionedTask | null>((min, h) => (h !== null && (min === null || byQueueOrder(h, min) < 0) ? h : min), null);
+              onHead(head?.task.waitUntil ?? null, head, malformed);
+            },
+            (err) => {
+              if (failed) return;
+              failed = true;
+              stopAll();
+              onError(err);
+            },
+          ),
+      );
+    });
+    return stopAll;
   }
 
   /** One resource key's tasks in the given statuses, in queue order. */
   async findByResourceKey(kind: string, resourceKey: string, statuses: readonly TaskStatus[], limit: number): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[] }> {
-    const snap = await this.run(this.query('keyQueue', { env: this.env, kind, resourceKey, status: [...statuses] }).limit(limit), `${kind}: key queue`);
+    const snap = await this.run(this.queries.build('keyQueue', { env: this.env, kind, resourceKey, status: [...statuses] }, { shard: this.shards.forKey(resourceKey) }).limit(limit), `${kind}: key queue`);
     return this.split(snap.docs);
   }
 
-  /**
-   * One page of a resource key's tasks in the given statuses, in document-ID order after
-   * `afterDocId`: a stable cursor for bulk operations, whatever they change on the way.
-   */
-  async pageByResourceKey(kind: string, resourceKey: string, statuses: readonly TaskStatus[], limit: number, afterDocId?: string): Promise<{ tasks: VersionedTask[]; next: string | null }> {
-    let q = this.query('keyTasksById', { env: this.env, kind, resourceKey, status: [...statuses] });
-    if (afterDocId !== undefined) q = q.startAfter(afterDocId);
-    const snap = await this.run(q.limit(limit), `${kind}: key tasks`);
-    const last = snap.docs[snap.docs.length - 1];
-    return { tasks: this.split(snap.docs).tasks, next: snap.docs.length === limit && last ? last.id : null };
-  }
 
-  /** All of one resource key's tasks in queue order. */
-  async listByResourceKey(kind: string, resourceKey: string, limit: number): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[] }> {
-    const snap = await this.run(this.query('listByResourceKey', { env: this.env, kind, resourceKey }).limit(limit), `${kind}: list by key`);
-    return this.split(snap.docs);
-  }
 
   /** Which of these task IDs exist (one round trip). */
   async existing(ids: readonly string[]): Promise<Set<string>> {
@@ -270,20 +298,11 @@ export class TaskStore {
     return new Set(ids.filter((_, i) => snaps[i]!.exists));
   }
 
-  /** The occurrences a generator spawned, by slot. */
-  async listOccurrences(generatorId: string, limit: number): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[] }> {
-    const snap = await this.run(this.query('occurrences', { env: this.env, generatorId }).limit(limit), 'occurrences');
-    return this.split(snap.docs);
-  }
 
-  /** Environments other than ours that hold a task with this ID (to explain a refusal). */
-  async otherEnvironmentsOf(id: string): Promise<string[]> {
-    const snap = await this.run(this.query('byIdInAnyEnv', { id }).limit(10), 'find id');
-    const envs = snap.docs.map((d) => d.get('env') as unknown).filter((e): e is string => typeof e === 'string' && e !== this.env);
-    return [...new Set(envs)];
-  }
 
-  private split(docs: readonly DocumentSnapshot[]): { tasks: VersionedTask[]; malformed: MalformedDocument[] } {
+
+  /** @internal Shared with {@link TaskListing}. */
+  split(docs: readonly DocumentSnapshot[]): { tasks: VersionedTask[]; malformed: MalformedDocument[] } {
     const tasks: VersionedTask[] = [];
     const malformed: MalformedDocument[] = [];
     for (const doc of docs) {
@@ -294,35 +313,7 @@ export class TaskStore {
     return { tasks, malformed };
   }
 
-  /** Counts a kind's tasks in one status with an aggregation query (1 read per 1000 entries). */
-  async countByStatus(kind: string, status: TaskStatus): Promise<number> {
-    const snap = await this.call(this.query('countByStatus', { env: this.env, kind, status }).count().get(), `${kind}: count`);
-    const { count } = snap.data();
-    this.ops.query(Math.ceil(count / 1000));
-    return count;
-  }
 
-  /** One page of tasks, newest first, after the `(createdAt, docId)` cursor if given. */
-  async list(filter: {
-    kind?: string;
-    status?: TaskStatus;
-    limit: number;
-    after?: { createdAt: Date; docId: string };
-  }): Promise<{ items: { docId: string; decoded: DecodeResult; createdAt: Date | null }[]; hasMore: boolean }> {
-    const shape: QueryShapeName =
-      filter.kind !== undefined && filter.status !== undefined ? 'listByKindAndStatus' : filter.kind !== undefined ? 'listByKind' : filter.status !== undefined ? 'listByStatus' : 'listAll';
-    let q = this.query(shape, { env: this.env, kind: filter.kind, status: filter.status });
-    if (filter.after) q = q.startAfter(filter.after.createdAt, filter.after.docId);
-    const snap = await this.run(q.limit(filter.limit + 1), 'list');
-    const docs = snap.docs.slice(0, filter.limit);
-    return {
-      items: docs.map((doc) => {
-        const decoded = this.decode(doc.data());
-        return { docId: doc.id, decoded, createdAt: decoded.ok ? decoded.task.createdAt : null };
-      }),
-      hasMore: snap.docs.length > filter.limit,
-    };
-  }
 
   // ---- conditional writes ---------------------------------------------------------------
 
@@ -346,7 +337,12 @@ export class TaskStore {
       const result = await this.batcher.update(this.ref(only!.docId), only!.fields, only!.precondition, options);
       return result.ok ? [result.updateTime] : result.reason === 'missing' ? { ok: false, reason: 'missing', current: null } : { ok: false, reason: 'conflict', current: result.current };
     }
-    const mapped: RefWrite[] = writes.map((w) => ({ ref: w.target === 'task' ? this.ref(w.docId) : this.locks.ref(w.docId), fields: w.fields, precondition: w.precondition }));
+    const mapped: RefWrite[] = writes.map((w) => ({
+      ref: w.target === 'task' ? this.ref(w.docId) : this.locks.ref(w.docId),
+      // A task created here (a spawned occurrence) gets its shard like any other.
+      fields: w.target === 'task' && w.precondition === 'absent' && w.fields !== null ? this.withShard(w.docId, w.fields) : w.fields,
+      precondition: w.precondition,
+    }));
     return this.writer.commit(mapped, options);
   }
 
@@ -417,4 +413,15 @@ export class TaskStore {
     const deleted = await Promise.all([...new Set(ids)].map((id) => limit(() => this.delete(id))));
     return deleted.filter(Boolean).length;
   }
+}
+
+/** A claim cursor: the last document of a page, and the shard the page was read from. */
+interface CursorBox {
+  shard: number | null;
+  doc: DocumentSnapshot;
+}
+
+/** Queue order: due time, then creation order. */
+function byQueueOrder(a: VersionedTask, b: VersionedTask): number {
+  return a.task.waitUntil.getTime() - b.task.waitUntil.getTime() || a.task.seq - b.task.seq;
 }

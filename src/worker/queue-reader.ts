@@ -50,6 +50,11 @@ export class QueueReader {
   private readonly reportedMalformed = new Set<string>();
   /** Malformed documents being marked failed right now. */
   private readonly markingMalformed = new Set<string>();
+  /**
+   * On a sharded queue, the shard read next. Each process starts at a random one and moves on
+   * when a shard runs dry, so processes mostly read (and claim from) different shards.
+   */
+  private shard: number;
 
   constructor(
     private readonly store: TaskStore,
@@ -57,7 +62,9 @@ export class QueueReader {
     private readonly kind: string,
     private readonly log: OnceTaskLogger,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.shard = Math.floor(Math.random() * store.shards.count);
+  }
 
   /**
    * Puts a due task (from the queue listener) first in line. Kept apart from the page buffer, so
@@ -103,7 +110,7 @@ export class QueueReader {
     const { store } = this;
     const limit = Math.max(Math.min(MAX_BASE_PAGE, Math.max(MIN_PAGE_SIZE, free * 2 + 4)), this.pageSize);
     const started = Date.now();
-    const found = await store.findClaimable(this.kind, ['pending'], new Date(this.clock()), limit, after);
+    const found = await this.pendingPage(limit, after);
     const took = Date.now() - started;
     // A slow query (a large backlog on a scanning backend) makes the next page as large as allowed
     // at once; fast ones shrink it back, so idle and light loads read no more than they claim.
@@ -120,6 +127,26 @@ export class QueueReader {
     }
     for (const bad of malformed) void this.reportMalformed(bad.docId, bad.updateTime, bad.reason);
     return { tasks, next: found.next };
+  }
+
+  /**
+   * A page of pending tasks. On a sharded queue: from the current shard, or — when it has none
+   * due — from all the others at once (merged), moving on to a shard that had some.
+   */
+  private async pendingPage(limit: number, after: ClaimCursor | undefined): ReturnType<TaskStore['findClaimable']> {
+    const { store } = this;
+    const now = new Date(this.clock());
+    if (!store.shards.sharded || after !== undefined) return store.findClaimable(this.kind, ['pending'], now, limit, { after });
+    const mine = await store.findClaimable(this.kind, ['pending'], now, limit, { shard: this.shard });
+    if (mine.tasks.length > 0 || mine.malformed.length > 0) return mine;
+    const others = store.shards.all().filter((s) => s !== this.shard);
+    // Split the page over the other shards, so a mostly empty queue is not read N times over.
+    const each = Math.max(MIN_PAGE_SIZE / 2, Math.ceil(limit / Math.max(1, others.length)));
+    const pages = await Promise.all(others.map((shard) => store.findClaimable(this.kind, ['pending'], now, each, { shard })));
+    const best = pages.findIndex((p) => p.tasks.length > 0);
+    if (best >= 0) this.shard = others[best]!;
+    const tasks = pages.flatMap((p) => p.tasks).sort((a, b) => a.task.waitUntil.getTime() - b.task.waitUntil.getTime() || a.task.seq - b.task.seq);
+    return { tasks: tasks.slice(0, limit), malformed: pages.flatMap((p) => p.malformed), next: null };
   }
 
   /** Forgets a lock version (the key is being claimed; its version changes). */

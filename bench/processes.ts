@@ -1,0 +1,156 @@
+/**
+ * Bench phases with several worker processes on one emulator: a backlog drained by 1, 2 or 4
+ * processes (throughput, claim conflicts, billed operations), and a trickle of tasks created one
+ * at a time while the workers listen (billed operations per task, every process's listener
+ * reads counted). Each worker is a child process (bench/worker.ts).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import type { Firestore } from '@google-cloud/firestore';
+import { OnceTaskManager, type OperationStats } from '../src/index.js';
+import { benchTask } from './tasks.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const now = (): number => performance.timeOrigin + performance.now();
+const sumOps = (s: OperationStats): number => s.reads + s.writes + s.deletes;
+
+/** A worker child process and what it reports. */
+interface Child {
+  process: ChildProcess;
+  /** Its counters and how many handlers it started. */
+  report(): Promise<{ stats: OperationStats; started: number }>;
+}
+
+/** Settings of one phase's worker processes. */
+export interface PhaseSettings {
+  project: string;
+  /** Handler concurrency per process. */
+  concurrency: number;
+  /** Manager `shards` (1: the unsharded queue). */
+  shards?: number;
+  /** Whether idle workers listen (default true). */
+  listen?: boolean;
+}
+
+async function startChild(env: string, collection: string, settings: PhaseSettings, waitGo: boolean): Promise<Child> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/worker.ts'], {
+    env: {
+      ...process.env,
+      ONCE_TASK_ENV: env,
+      BENCH_PROJECT: settings.project,
+      BENCH_COLLECTION: collection,
+      BENCH_CONCURRENCY: String(settings.concurrency),
+      BENCH_SHARDS: String(settings.shards ?? 1),
+      BENCH_LISTEN: settings.listen === false ? '0' : '1',
+      BENCH_WAIT_GO: waitGo ? '1' : '0',
+      BENCH_QUIET: '1',
+    },
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && resolve());
+    child.once('exit', (code) => reject(new Error(`bench worker exited early (${code})`)));
+  });
+  const report = (): Promise<{ stats: OperationStats; started: number }> =>
+    new Promise((resolve) => {
+      child.once('message', (msg) => resolve(msg as { stats: OperationStats; started: number }));
+      child.send('stats');
+    });
+  return { process: child, report };
+}
+
+async function stopChildren(children: readonly Child[]): Promise<void> {
+  await Promise.all(children.map((c) => new Promise((resolve) => (c.process.once('exit', resolve), c.process.kill('SIGTERM')))));
+}
+
+/** Sums the children's reports. */
+async function reportAll(children: readonly Child[]): Promise<{ ops: number; started: number; refused: number; listenerReads: number }> {
+  const reports = await Promise.all(children.map((c) => c.report()));
+  return {
+    ops: reports.reduce((s, r) => s + sumOps(r.stats), 0),
+    started: reports.reduce((s, r) => s + r.started, 0),
+    refused: reports.reduce((s, r) => s + r.stats.refusedWrites, 0),
+    listenerReads: reports.reduce((s, r) => s + r.stats.listenerReads, 0),
+  };
+}
+
+/** Waits until every task has started and no task is left pending or running. */
+async function settled(observer: OnceTaskManager, children: readonly Child[], count: number): Promise<void> {
+  while ((await reportAll(children)).started < count) await sleep(50);
+  for (;;) {
+    const [pending, running] = await Promise.all([observer.countPending(benchTask), observer.list({ kind: benchTask, status: 'running', limit: 1 })]);
+    if (pending === 0 && running.tasks.length === 0) return;
+    await sleep(20);
+  }
+}
+
+/** Result of a phase. */
+export interface PhaseResult {
+  perSec: number;
+  /** Conditional writes refused (lost races) per task. */
+  conflictRate: number;
+  /** Billed operations per task: every process's, the create included. */
+  opsPerTask: number;
+  /** Of those, listener reads per task. */
+  listenerReadsPerTask: number;
+}
+
+/**
+ * A backlog of `count` no-op tasks drained by `procs` worker processes that start together.
+ * Throughput runs from the start signal until the last outcome is written.
+ */
+export async function backlogPhase(db: Firestore, procs: number, count: number, settings: PhaseSettings): Promise<PhaseResult> {
+  const tag = `p${procs}${settings.shards && settings.shards > 1 ? `s${settings.shards}` : ''}-${randomBytes(3).toString('hex')}`;
+  const env = `procs-${tag}`;
+  const collection = `bench_procs_${tag}`;
+  const producer = new OnceTaskManager({ firestore: db, env, collection, ...(settings.shards ? { shards: settings.shards } : {}) });
+  await producer.createMany(benchTask, Array.from({ length: count }, (_, n) => ({ n })));
+  const children = await Promise.all(Array.from({ length: procs }, () => startChild(env, collection, settings, true)));
+  const before = await reportAll(children);
+  const t0 = now();
+  for (const c of children) c.process.send('go');
+  await settled(new OnceTaskManager({ firestore: db, env, collection }), children, count);
+  const seconds = (now() - t0) / 1000;
+  const after = await reportAll(children);
+  await stopChildren(children);
+  const ops = after.ops - before.ops + count; // + the creates
+  return {
+    perSec: count / seconds,
+    conflictRate: (after.refused - before.refused) / count,
+    opsPerTask: ops / count,
+    listenerReadsPerTask: (after.listenerReads - before.listenerReads) / count,
+  };
+}
+
+/**
+ * Tasks created one at a time at about `ratePerSec` while `procs` listening workers wait for
+ * them: the cost of waking up, counted over every process.
+ */
+export async function tricklePhase(db: Firestore, procs: number, count: number, ratePerSec: number, settings: PhaseSettings): Promise<PhaseResult> {
+  const tag = `t${procs}-${randomBytes(3).toString('hex')}`;
+  const env = `trickle-${tag}`;
+  const collection = `bench_trickle_${tag}`;
+  const producer = new OnceTaskManager({ firestore: db, env, collection, ...(settings.shards ? { shards: settings.shards } : {}) });
+  const children = await Promise.all(Array.from({ length: procs }, () => startChild(env, collection, settings, false)));
+  await sleep(1500); // first looks done, listeners attached
+  const before = await reportAll(children);
+  const producerBefore = sumOps(producer.stats());
+  const t0 = now();
+  for (let n = 0; n < count; n++) {
+    await producer.create(benchTask, { n });
+    const due = t0 + ((n + 1) * 1000) / ratePerSec;
+    if (due > now()) await sleep(due - now());
+  }
+  const creates = sumOps(producer.stats()) - producerBefore;
+  await settled(new OnceTaskManager({ firestore: db, env, collection }), children, count);
+  const seconds = (now() - t0) / 1000;
+  const after = await reportAll(children);
+  await stopChildren(children);
+  const ops = after.ops - before.ops + creates;
+  return {
+    perSec: count / seconds,
+    conflictRate: (after.refused - before.refused) / count,
+    opsPerTask: ops / count,
+    listenerReadsPerTask: (after.listenerReads - before.listenerReads) / count,
+  };
+}

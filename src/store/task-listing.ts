@@ -1,0 +1,124 @@
+import type { DocumentSnapshot, Query, QuerySnapshot } from '@google-cloud/firestore';
+import type { DecodeResult, TaskStatus } from '../task-document.js';
+import type { QueryShapeName } from './query-shapes.js';
+import type { QueryBuilder } from './query-builder.js';
+import type { Shards } from './shards.js';
+import type { OperationCounter } from './op-stats.js';
+import type { MalformedDocument, TaskStore, VersionedTask } from './task-store.js';
+
+/**
+ * The task collection as administration reads it: listings newest first, a resource key's or a
+ * generator's tasks, counts, and the bulk passes that page with a stable cursor (cancel by key,
+ * reshard). Worker-path reads and every write stay in {@link TaskStore}; this uses its query
+ * builder and its call deadlines, so the store remains the one place that talks to Firestore.
+ */
+
+/** What the listing uses of its store. */
+export interface ListingAccess {
+  readonly env: string;
+  readonly shards: Shards;
+  readonly queries: QueryBuilder;
+  readonly ops: OperationCounter;
+  run(q: Query, what: string): Promise<QuerySnapshot>;
+  call<T>(promise: Promise<T>, what: string): Promise<T>;
+  split(docs: readonly DocumentSnapshot[]): { tasks: VersionedTask[]; malformed: MalformedDocument[] };
+  mutate: TaskStore['mutate'];
+  decode(raw: Parameters<TaskStore['decode']>[0]): DecodeResult;
+}
+
+/** Page size of {@link TaskListing.reshard}. */
+const RESHARD_PAGE = 500;
+
+export class TaskListing {
+  constructor(private readonly store: ListingAccess) {}
+
+  /**
+   * One page of a resource key's tasks in the given statuses, in document-ID order after
+   * `afterDocId`: a stable cursor for bulk operations, whatever they change on the way.
+   */
+  async pageByResourceKey(kind: string, resourceKey: string, statuses: readonly TaskStatus[], limit: number, afterDocId?: string): Promise<{ tasks: VersionedTask[]; next: string | null }> {
+    let q = this.store.queries.build('keyTasksById', { env: this.store.env, kind, resourceKey, status: [...statuses] }, { shard: this.store.shards.forKey(resourceKey) });
+    if (afterDocId !== undefined) q = q.startAfter(afterDocId);
+    const snap = await this.store.run(q.limit(limit), `${kind}: key tasks`);
+    const last = snap.docs[snap.docs.length - 1];
+    return { tasks: this.store.split(snap.docs).tasks, next: snap.docs.length === limit && last ? last.id : null };
+  }
+
+  /** All of one resource key's tasks in queue order. */
+  async listByResourceKey(kind: string, resourceKey: string, limit: number): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[] }> {
+    const snap = await this.store.run(this.store.queries.build('listByResourceKey', { env: this.store.env, kind, resourceKey }, { shard: this.store.shards.forKey(resourceKey) }).limit(limit), `${kind}: list by key`);
+    return this.store.split(snap.docs);
+  }
+
+  /** The occurrences a generator spawned, by slot. */
+  async listOccurrences(generatorId: string, limit: number): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[] }> {
+    const snap = await this.store.run(this.store.queries.build('occurrences', { env: this.store.env, generatorId }, { shard: this.store.shards.all() }).limit(limit), 'occurrences');
+    return this.store.split(snap.docs);
+  }
+
+  /**
+   * Gives every open task the shard it belongs in under this store's shard count (tasks
+   * written before shards existed have none; a change of the count moves others). Pages each
+   * open status in document-ID order (a stable cursor) and moves tasks one conditional write
+   * each (a task that changes meanwhile is read again). Returns how many were checked and moved.
+   */
+  async reshard(statuses: readonly TaskStatus[]): Promise<{ checked: number; moved: number }> {
+    let checked = 0;
+    let moved = 0;
+    for (const status of statuses) {
+      let after: string | undefined;
+      do {
+        let q = this.store.queries.build('openById', { env: this.store.env, status });
+        if (after !== undefined) q = q.startAfter(after);
+        const snap = await this.store.run(q.limit(RESHARD_PAGE), 'reshard');
+        const { tasks } = this.store.split(snap.docs);
+        checked += tasks.length;
+        for (const { docId, task } of tasks) {
+          const shard = this.store.shards.forTask(docId, task.resourceKey);
+          if (task.shard === shard) continue;
+          const result = await this.store.mutate(task.id, (current) => (current.shard === shard ? null : { shard }));
+          if (result.outcome === 'updated') moved++;
+        }
+        after = snap.docs.length === RESHARD_PAGE ? snap.docs[snap.docs.length - 1]!.id : undefined;
+      } while (after !== undefined);
+    }
+    return { checked, moved };
+  }
+
+  /** Environments other than ours that hold a task with this ID (to explain a refusal). */
+  async otherEnvironmentsOf(id: string): Promise<string[]> {
+    const snap = await this.store.run(this.store.queries.build('byIdInAnyEnv', { id }).limit(10), 'find id');
+    const envs = snap.docs.map((d) => d.get('env') as unknown).filter((e): e is string => typeof e === 'string' && e !== this.store.env);
+    return [...new Set(envs)];
+  }
+
+  /** Counts a kind's tasks in one status with an aggregation query (1 read per 1000 entries). */
+  async countByStatus(kind: string, status: TaskStatus): Promise<number> {
+    const snap = await this.store.call(this.store.queries.build('countByStatus', { env: this.store.env, kind, status }, { shard: this.store.shards.all() }).count().get(), `${kind}: count`);
+    const { count } = snap.data();
+    this.store.ops.query(Math.ceil(count / 1000));
+    return count;
+  }
+
+  /** One page of tasks, newest first, after the `(createdAt, docId)` cursor if given. */
+  async list(filter: {
+    kind?: string;
+    status?: TaskStatus;
+    limit: number;
+    after?: { createdAt: Date; docId: string };
+  }): Promise<{ items: { docId: string; decoded: DecodeResult; createdAt: Date | null }[]; hasMore: boolean }> {
+    const shape: QueryShapeName =
+      filter.kind !== undefined && filter.status !== undefined ? 'listByKindAndStatus' : filter.kind !== undefined ? 'listByKind' : filter.status !== undefined ? 'listByStatus' : 'listAll';
+    let q = this.store.queries.build(shape, { env: this.store.env, kind: filter.kind, status: filter.status }, { shard: this.store.shards.all() });
+    if (filter.after) q = q.startAfter(filter.after.createdAt, filter.after.docId);
+    const snap = await this.store.run(q.limit(filter.limit + 1), 'list');
+    const docs = snap.docs.slice(0, filter.limit);
+    return {
+      items: docs.map((doc) => {
+        const decoded = this.store.decode(doc.data());
+        return { docId: doc.id, decoded, createdAt: decoded.ok ? decoded.task.createdAt : null };
+      }),
+      hasMore: snap.docs.length > filter.limit,
+    };
+  }
+}
