@@ -11,11 +11,15 @@ import { startEmulator } from '../scripts/emulator.js';
 import { newTaskFields } from '../src/task-document.js';
 import { benchTask, keyedBenchTask } from './tasks.js';
 import { backlogPhase, tricklePhase } from './processes.js';
+import { runCapacityPhase } from './capacity.js';
+import { soak } from './soak.js';
 
 process.env.ONCE_TASK_LOG_LEVEL ??= 'warn';
 const PROJECT = 'demo-oncetask-bench';
 const N = Number(process.env.BENCH_TASKS ?? 2000);
 const CONCURRENCY = 16;
+/** Concurrency of the write-batching phases. */
+const BATCH_CONCURRENCY = 64;
 const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 50_000);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
 const WAKE_SAMPLES = 100;
@@ -45,8 +49,8 @@ const row = (what: string, value: string, baseline = ''): void => {
  * A manager on a fresh environment in a collection of its own: the emulator's queries scan the
  * whole collection (production uses indexes), so phases must not share one.
  */
-const manager = (name: string): OnceTaskManager =>
-  new OnceTaskManager({ firestore: db, env: `${name}-${run}`, collection: `bench_${name}_${run}` });
+const manager = (name: string, shards = 1): OnceTaskManager =>
+  new OnceTaskManager({ firestore: db, env: `${name}-${run}`, collection: `bench_${name}_${run}`, shards });
 const sumOps = (s: OperationStats): number => s.reads + s.writes + s.deletes;
 
 /** The baseline: query due documents, claim each with a precondition update, mark done. */
@@ -82,8 +86,8 @@ async function baseline(count: number): Promise<{ perSec: number; createPerSec: 
 }
 
 /** The library: createMany, then one worker (this process) with a no-op handler. */
-async function library(count: number, keys: number, concurrency = CONCURRENCY): Promise<{ perSec: number; createPerSec: number; opsPerTask: number }> {
-  const m = manager(keys ? 'keyed' : concurrency === CONCURRENCY ? 'plain' : `plain${concurrency}`);
+async function library(count: number, keys: number, concurrency = CONCURRENCY, shards = 1): Promise<{ perSec: number; createPerSec: number; opsPerTask: number }> {
+  const m = manager(`${keys ? `keyed${keys}` : 'plain'}${concurrency}s${shards}`, shards);
   const def = (keys ? keyedBenchTask : benchTask) as unknown as typeof benchTask; // both take { n, key }
   const data = Array.from({ length: count }, (_, n) => ({ n, key: `key-${n % Math.max(1, keys)}` }));
   const t0 = now();
@@ -237,6 +241,34 @@ if (ONLY === 'keyed') {
   await emulator.stop();
   process.exit(0);
 }
+const soakArg = process.argv.indexOf('--soak');
+if (soakArg > 0) {
+  const minutes = Number(process.argv[soakArg + 1] ?? '') || 10;
+  console.log(`oncetask soak: ${minutes} minutes at 10 tasks/s, 10% failing once; default retention, then retentionMs 0`);
+  const keep = await soak(db, minutes);
+  const drop = await soak(db, minutes, { retentionMs: 0 });
+  const summary = (xs: typeof keep) => ({
+    firstPerSec: round(xs[0]!.perSec, 1),
+    lastPerSec: round(xs[xs.length - 1]!.perSec, 1),
+    lastOverFirst: round(xs[xs.length - 1]!.perSec / xs[0]!.perSec),
+    documents: xs[xs.length - 1]!.documents,
+    heapGrowthMiB: xs[xs.length - 1]!.heapMiB - xs[0]!.heapMiB,
+  });
+  console.log(JSON.stringify({ soakMinutes: minutes, keep: summary(keep), deleteAtOnce: summary(drop) }));
+  await db.terminate();
+  await emulator.stop();
+  process.exit(0);
+}
+if (ONLY === 'batch') {
+  const base = await baseline(N);
+  const batched = await library(N, 0, BATCH_CONCURRENCY);
+  const keyed = await library(N, 1000, BATCH_CONCURRENCY);
+  const sharded = await library(N, 0, BATCH_CONCURRENCY, 8);
+  console.log(JSON.stringify({ baselinePerSec: round(base.perSec, 1), batchPerSec: round(batched.perSec, 1), batchRatio: round(batched.perSec / base.perSec), keyed1000Ratio: round(keyed.perSec / batched.perSec), shardedRatio: round(sharded.perSec / batched.perSec), opsPerTask: round(batched.opsPerTask) }));
+  await db.terminate();
+  await emulator.stop();
+  process.exit(0);
+}
 if (ONLY === 'procs') {
   const settings = { project: PROJECT, concurrency: CONCURRENCY };
   const p1 = await backlogPhase(db, 1, N, settings);
@@ -270,12 +302,29 @@ const lib = await library(N, 0);
 row('claim + complete throughput (tasks/s)', lib.perSec.toFixed(0), `raw SDK loop: ${base.perSec.toFixed(0)}`);
 const keyed = await library(N, 100);
 row('  same, over 100 resource keys (tasks/s)', keyed.perSec.toFixed(0), `unkeyed library: ${lib.perSec.toFixed(0)}`);
-// Concurrency 64: claims, renewals and outcomes sent while a flush is in flight go out together.
-const batched = await library(N, 0, 64);
-row('  same, concurrency 64 (write batching) (tasks/s)', batched.perSec.toFixed(0), `raw SDK loop: ${base.perSec.toFixed(0)}`);
+// Concurrency 64: a claim round's claims go out in one round trip; outcomes and renewals coalesce.
+const batched = await library(N, 0, BATCH_CONCURRENCY);
+row(`  same, concurrency ${BATCH_CONCURRENCY} (write batching) (tasks/s)`, batched.perSec.toFixed(0), `raw SDK loop: ${base.perSec.toFixed(0)}`);
+const keyedBatched = await library(N, 1000, BATCH_CONCURRENCY);
+row(`  same, over 1000 resource keys (tasks/s)`, keyedBatched.perSec.toFixed(0), `unkeyed, concurrency ${BATCH_CONCURRENCY}: ${batched.perSec.toFixed(0)}`);
+const sharded = await library(N, 0, BATCH_CONCURRENCY, 8);
+row(`  same, 8 shards (tasks/s)`, sharded.perSec.toFixed(0), `unsharded: ${batched.perSec.toFixed(0)}`);
 const created = await creates(N);
 row('createMany (tasks/s)', created.lib.toFixed(0), `raw BulkWriter: ${created.raw.toFixed(0)}`);
 row('billed ops per task (create + claim + outcome + reads)', lib.opsPerTask.toFixed(2), `raw SDK loop: ${base.opsPerTask.toFixed(2)}`);
+const procSettings = { project: PROJECT, concurrency: CONCURRENCY };
+const p1 = await backlogPhase(db, 1, N, procSettings);
+const p2 = await backlogPhase(db, 2, N, procSettings);
+const p4 = await backlogPhase(db, 4, N, procSettings);
+row('1 worker process, backlog (tasks/s)', p1.perSec.toFixed(0), `ops/task ${p1.opsPerTask.toFixed(2)}`);
+row('2 worker processes (tasks/s)', p2.perSec.toFixed(0), `1 process: ${p1.perSec.toFixed(0)}; conflicts/task ${p2.conflictRate.toFixed(2)}; ops/task ${p2.opsPerTask.toFixed(2)}`);
+row('4 worker processes (tasks/s)', p4.perSec.toFixed(0), `1 process: ${p1.perSec.toFixed(0)}; conflicts/task ${p4.conflictRate.toFixed(2)}; ops/task ${p4.opsPerTask.toFixed(2)}`);
+const s4 = await backlogPhase(db, 4, N, { ...procSettings, shards: 8 });
+row('4 worker processes, 8 shards (tasks/s)', s4.perSec.toFixed(0), `unsharded: ${p4.perSec.toFixed(0)}; conflicts/task ${s4.conflictRate.toFixed(2)}; ops/task ${s4.opsPerTask.toFixed(2)}`);
+const t1 = await tricklePhase(db, 1, TRICKLE_TASKS, TRICKLE_RATE, procSettings);
+const t4 = await tricklePhase(db, 4, TRICKLE_TASKS, TRICKLE_RATE, procSettings);
+row(`trickle ${TRICKLE_RATE}/s, 1 listening process: ops per task`, t1.opsPerTask.toFixed(2), `listener reads/task ${t1.listenerReadsPerTask.toFixed(2)}`);
+row(`trickle ${TRICKLE_RATE}/s, 4 listening processes: ops per task`, t4.opsPerTask.toFixed(2), `listener reads/task ${t4.listenerReadsPerTask.toFixed(2)}; conflicts/task ${t4.conflictRate.toFixed(2)}`);
 const { wake, lateness } = await wakeAndSchedule();
 row('cross-process wake latency p50 / p99 (ms)', `${quantile(wake, 0.5).toFixed(1)} / ${quantile(wake, 0.99).toFixed(1)}`, '1-minute poll in the Go original');
 row('scheduled pick-up lateness p50 (ms)', quantile(lateness, 0.5).toFixed(1), `p99 ${quantile(lateness, 0.99).toFixed(1)}`);
@@ -284,6 +333,8 @@ row('idle reads per worker process per hour', idle.toFixed(0), `1 s poll: 3600+`
 const small = await backlogRate(1000, 1000);
 const big = await backlogRate(BACKLOG, 1000);
 row(`claim rate with ${BACKLOG} pending (tasks/s)`, big.toFixed(0), `with 1000 pending: ${small.toFixed(0)}`);
+const capacity = runCapacityPhase();
+row('capacity model (bench/capacity.ts)', `${capacity.shardsNeeded ?? '>64'} shards`, capacity.verdict);
 
 const result = {
   tasks: N,
@@ -295,6 +346,21 @@ const result = {
   keyedRatio: round(keyed.perSec / lib.perSec),
   batchPerSec: round(batched.perSec, 1),
   batchRatio: round(batched.perSec / base.perSec),
+  keyed1000PerSec: round(keyedBatched.perSec, 1),
+  keyed1000Ratio: round(keyedBatched.perSec / batched.perSec),
+  shardedPerSec: round(sharded.perSec, 1),
+  shardedRatio: round(sharded.perSec / batched.perSec),
+  procs1PerSec: round(p1.perSec, 1),
+  procs2Ratio: round(p2.perSec / p1.perSec),
+  procs4Ratio: round(p4.perSec / p1.perSec),
+  conflictRate: round(p4.conflictRate),
+  opsPerTaskBacklog4Procs: round(p4.opsPerTask),
+  sharded4ProcsRatio: round(s4.perSec / p1.perSec),
+  opsPerTaskSharded4Procs: round(s4.opsPerTask),
+  opsPerTaskTrickle: round(t1.opsPerTask),
+  opsPerTask4Procs: round(t4.opsPerTask),
+  capacityShardsNeeded: capacity.shardsNeeded,
+  capacityVerdict: capacity.verdict,
   createPerSec: round(created.lib, 1),
   rawCreatePerSec: round(created.raw, 1),
   createRatio: round(created.lib / created.raw),

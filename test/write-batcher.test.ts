@@ -56,3 +56,46 @@ describe('write batching', () => {
     expect(store.batcher.stats.flushes).toBe(0);
   });
 });
+
+describe('grouped commits', () => {
+  it('sends atomic task + lock pairs of one turn in one commit; a refused pair costs that pair only', async () => {
+    const { store, tasks } = await setup(6);
+    // One task changes after we read it: its pair's precondition fails, and with it the group.
+    const stale = tasks[2]!;
+    await db.collection(TEST_COLLECTION).doc(stale.docId).update({ touched: true });
+    const before = { ...store.commits.stats };
+    const results = await Promise.all(
+      tasks.map((t, i) =>
+        store.commitConditional([
+          { target: 'task', docId: t.docId, fields: { claimedBy: 'x' }, precondition: t.updateTime },
+          { target: 'lock', docId: `lock-${store.env}-${i}`, fields: { env: store.env, holder: null }, precondition: 'absent' },
+        ]),
+      ),
+    );
+    expect(store.commits.stats.groups - before.groups).toBe(1);
+    expect(results.map((r) => Array.isArray(r))).toEqual([true, true, false, true, true, true]);
+    for (const [i, t] of tasks.entries()) {
+      const raw = await db.collection(TEST_COLLECTION).doc(t.docId).get();
+      expect(raw.get('claimedBy')).toBe(i === 2 ? undefined : 'x');
+      expect((await db.collection(`${TEST_COLLECTION}_keys`).doc(`lock-${store.env}-${i}`).get()).exists).toBe(i !== 2);
+    }
+  });
+
+  it('never puts one document twice in a commit', async () => {
+    const { store, tasks } = await setup(1);
+    const t = tasks[0]!;
+    const lock = `lock-${store.env}-same`;
+    const [first, second] = await Promise.all([
+      store.commitConditional([
+        { target: 'task', docId: t.docId, fields: { a: 1 }, precondition: t.updateTime },
+        { target: 'lock', docId: lock, fields: { env: store.env }, precondition: 'absent' },
+      ]),
+      store.commitConditional([
+        { target: 'task', docId: t.docId, fields: { b: 1 }, precondition: t.updateTime },
+        { target: 'lock', docId: lock, fields: { env: store.env }, precondition: 'absent' },
+      ]),
+    ]);
+    // Two commits on the same version: exactly one wins, neither fails with INVALID_ARGUMENT.
+    expect([Array.isArray(first), Array.isArray(second)].sort()).toEqual([false, true]);
+  });
+});

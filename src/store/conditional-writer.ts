@@ -145,6 +145,16 @@ export class ConditionalWriter {
     }
   }
 
+  /**
+   * Sends writes as one atomic commit stamped with `rev`, once, within `deadline` (monotonic;
+   * at most the call timeout from now). No witness check: for a caller that resolves the
+   * outcome itself, e.g. by handing it to {@link commit} as its first send.
+   */
+  sendOnce(writes: readonly RefWrite[], rev: string, deadline: number, what: string): Promise<Timestamp[]> {
+    const until = Math.min(deadline, monotonicNow() + this.callTimeoutMs);
+    return withDeadline(this.send(writes, rev), until - monotonicNow(), what);
+  }
+
   private async send(writes: readonly RefWrite[], rev: string): Promise<Timestamp[]> {
     if (writes.length === 1) {
       const w = writes[0]!;

@@ -8,7 +8,7 @@ import { DEFAULT_CALL_TIMEOUT_MS, GRPC, grpcCode, isAmbiguous, monotonicNow, wit
 import { ConditionalWriter, publicTimeout, type RefWrite, type ConditionalWriteResult, type TaskFields, type WriteOptions } from './conditional-writer.js';
 import { LockStore } from './lock-store.js';
 import { TaskCreator } from './task-creator.js';
-import { DEFAULT_WRITE_BATCHING, WriteBatcher, type WriteBatching } from './write-batcher.js';
+import { CommitGrouper, DEFAULT_WRITE_BATCHING, WriteBatcher, type WriteBatching } from './write-batcher.js';
 import { QueryBuilder } from './query-builder.js';
 import { Shards } from './shards.js';
 import { TaskListing } from './task-listing.js';
@@ -69,6 +69,8 @@ export class TaskStore {
   private readonly creator: TaskCreator;
   /** Coalesces single-document conditional writes. */
   readonly batcher: WriteBatcher;
+  /** Groups atomic multi-document commits issued together. */
+  readonly commits: CommitGrouper;
   private readonly collection: CollectionReference;
   /** @internal Builds every query of the collection (shared with {@link TaskListing}). */
   readonly queries: QueryBuilder;
@@ -97,6 +99,7 @@ export class TaskStore {
     this.locks = new LockStore(firestore, collectionName, env, this.ops, callTimeoutMs);
     this.writer = new ConditionalWriter(this.ops, callTimeoutMs);
     this.batcher = new WriteBatcher(firestore, this.writer, batching);
+    this.commits = new CommitGrouper(this.writer, batching);
     this.creator = new TaskCreator(firestore, (id) => this.ref(this.docId(id)), this.ops, this.writer, callTimeoutMs);
   }
 
@@ -343,7 +346,7 @@ export class TaskStore {
       fields: w.target === 'task' && w.precondition === 'absent' && w.fields !== null ? this.withShard(w.docId, w.fields) : w.fields,
       precondition: w.precondition,
     }));
-    return this.writer.commit(mapped, options);
+    return this.commits.commit(mapped, options);
   }
 
   /** Like {@link commitConditional}, answering `'exists'` or `'conflict'` (missing counts as a conflict). */

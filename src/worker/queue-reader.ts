@@ -110,14 +110,14 @@ export class QueueReader {
     const { store } = this;
     const limit = Math.max(Math.min(MAX_BASE_PAGE, Math.max(MIN_PAGE_SIZE, free * 2 + 4)), this.pageSize);
     const started = Date.now();
-    const found = await this.pendingPage(limit, after);
+    const { short, ...found } = await this.pendingPage(limit, after);
     const took = Date.now() - started;
     // A slow query (a large backlog on a scanning backend) makes the next page as large as allowed
     // at once; fast ones shrink it back, so idle and light loads read no more than they claim.
     this.pageSize = nextPageSize(this.pageSize, took);
     this.othersInterval = Math.max(OTHER_STATUSES_INTERVAL_MS, took * 20);
     let { tasks, malformed } = found;
-    if (after === undefined && (found.tasks.length < limit || started - this.othersCheckedAt >= this.othersInterval)) {
+    if (after === undefined && (short || started - this.othersCheckedAt >= this.othersInterval)) {
       this.othersCheckedAt = started;
       const others = await store.findClaimable(this.kind, ['running', 'cancelling'], new Date(this.clock()), limit);
       tasks = [...others.tasks, ...tasks].sort(
@@ -130,23 +130,36 @@ export class QueueReader {
   }
 
   /**
-   * A page of pending tasks. On a sharded queue: from the current shard, or — when it has none
-   * due — from all the others at once (merged), moving on to a shard that had some.
+   * A page of pending tasks, and whether the whole pending queue looks short (the page was not
+   * full). On a sharded queue: from the current shard, or — when it has none due — from all
+   * the others at once (merged), moving on to one of those that had some, chosen at random by
+   * how many (so processes whose shards ran dry do not all crowd into the same next one).
    */
-  private async pendingPage(limit: number, after: ClaimCursor | undefined): ReturnType<TaskStore['findClaimable']> {
+  private async pendingPage(limit: number, after: ClaimCursor | undefined): Promise<Awaited<ReturnType<TaskStore['findClaimable']>> & { short: boolean }> {
     const { store } = this;
     const now = new Date(this.clock());
-    if (!store.shards.sharded || after !== undefined) return store.findClaimable(this.kind, ['pending'], now, limit, { after });
+    if (!store.shards.sharded || after !== undefined) {
+      const page = await store.findClaimable(this.kind, ['pending'], now, limit, { after });
+      return { ...page, short: page.tasks.length < limit };
+    }
     const mine = await store.findClaimable(this.kind, ['pending'], now, limit, { shard: this.shard });
-    if (mine.tasks.length > 0 || mine.malformed.length > 0) return mine;
+    // One shard's short page says nothing about the others.
+    if (mine.tasks.length > 0 || mine.malformed.length > 0) return { ...mine, short: false };
     const others = store.shards.all().filter((s) => s !== this.shard);
     // Split the page over the other shards, so a mostly empty queue is not read N times over.
     const each = Math.max(MIN_PAGE_SIZE / 2, Math.ceil(limit / Math.max(1, others.length)));
     const pages = await Promise.all(others.map((shard) => store.findClaimable(this.kind, ['pending'], now, each, { shard })));
-    const best = pages.findIndex((p) => p.tasks.length > 0);
-    if (best >= 0) this.shard = others[best]!;
+    const found = pages.reduce((sum, p) => sum + p.tasks.length, 0);
+    let pick = Math.random() * found;
+    for (const [i, p] of pages.entries()) {
+      pick -= p.tasks.length;
+      if (p.tasks.length > 0 && pick < 0) {
+        this.shard = others[i]!;
+        break;
+      }
+    }
     const tasks = pages.flatMap((p) => p.tasks).sort((a, b) => a.task.waitUntil.getTime() - b.task.waitUntil.getTime() || a.task.seq - b.task.seq);
-    return { tasks: tasks.slice(0, limit), malformed: pages.flatMap((p) => p.malformed), next: null };
+    return { tasks: tasks.slice(0, limit), malformed: pages.flatMap((p) => p.malformed), next: null, short: pages.every((p) => p.tasks.length < each) };
   }
 
   /** Forgets a lock version (the key is being claimed; its version changes). */
