@@ -37,9 +37,9 @@ export interface CapacityModel {
  * - create 1, claim 1, outcome 1: 3 for a no-op task.
  * - each lease renewal of a long task adds 1 (every `leaseMs / 3` while its handler runs).
  * - each failed attempt that is retried adds a claim and an outcome (2).
- * - a short `retentionMs` changes nothing here: the outcome is still one update (`retentionMs`
- *   must be > 0; 0 is rejected) and the TTL policy deletes the document later, billed as a
- *   delete but outside the claim path.
+ * - `retentionMs: 0` changes nothing here: the outcome commit deletes the document instead of
+ *   updating it, still one write; with a retention > 0 the TTL policy deletes it later, billed
+ *   as a delete but outside the claim path.
  * - a resource-key task also writes its key-lock document twice (claim + release, each in the
  *   same commit as the task write); those go to the separate `onceTasks_keys` collection,
  *   whose documents are per key: created at a key's first claim, updated after that.

@@ -20,7 +20,7 @@ import {
   resolveHandlerOptions,
 } from './options.js';
 import type { OperationStats } from './store/op-stats.js';
-import { TaskStore, type TaskFields } from './store/task-store.js';
+import { TaskStore, type TaskFields, type VersionedTask } from './store/task-store.js';
 import { prepareRecurrence, type RecurrenceOptions } from './recurrence.js';
 import { newTaskFields, OPEN_STATUSES, type TaskInfo } from './task-document.js';
 import { assertValidId, identify, parsePayload, type TaskDefinition } from './task-definition.js';
@@ -35,7 +35,7 @@ import type { OnceTaskManagerOptions, CreateOptions, CreateResult, CreateManyRes
 const MAX_GENERATOR_ID_BYTES = 470;
 
 /** Wakes local workers of (collection, env, kind) when a task is created in this process. */
-const localWorkers = new Map<string, Set<{ wake(): void }>>();
+const localWorkers = new Map<string, Set<{ wake(dueHead?: VersionedTask): void }>>();
 
 /**
  * The entry point: creates tasks, registers handlers, runs workers, and reads and administers
@@ -109,10 +109,16 @@ export class OnceTaskManager {
     }
     const { id, fields } = this.prepare(def, data, waitUntil ?? new Date(this.clock()), recurrence);
     let created: boolean;
+    let head: VersionedTask | null = null;
     if (transaction) created = await this.store.createInTransaction(transaction, id, fields);
     else if (batch) created = await this.store.createInBatch(batch, id, fields);
-    else created = await this.store.create(id, fields);
-    if (created) this.wakeLocal(def.kind);
+    else {
+      const result = await this.store.create(id, fields);
+      created = result !== null;
+      head = result?.head ?? null;
+    }
+    // A task due now is handed to local workers as it was written: they claim it without a read.
+    if (created) this.wakeLocal(def.kind, head && head.task.waitUntil.getTime() <= this.clock() ? head : undefined);
     return { id, created };
   }
 
@@ -171,8 +177,8 @@ export class OnceTaskManager {
     return { id, fields };
   }
 
-  private wakeLocal(kind: string): void {
-    for (const worker of localWorkers.get(this.wakeKey(kind)) ?? []) worker.wake();
+  private wakeLocal(kind: string, dueHead?: VersionedTask): void {
+    for (const worker of localWorkers.get(this.wakeKey(kind)) ?? []) worker.wake(dueHead);
   }
 
   private wakeKey(kind: string): string {

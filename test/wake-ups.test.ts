@@ -71,6 +71,25 @@ describe('operation accounting', () => {
     expect(listening.stats().listenerReads).toBeGreaterThanOrEqual(1);
     expect(polling.stats().reads).toBeGreaterThanOrEqual(20);
   });
+
+  it('a trickle of tasks handed over by the listener is claimed without a query per task', async () => {
+    const worker = makeManager(db, { pollIntervalMs: 60_000 });
+    const producer = makeManager(db, { env: worker.env });
+    let ran = 0;
+    worker.handle(jobTask, () => void ran++, { concurrency: 4 });
+    worker.start();
+    await sleep(1500); // first look done, listener attached
+    const before = worker.stats();
+    for (let n = 0; n < 20; n++) {
+      await producer.create(jobTask, { n });
+      await sleep(40);
+    }
+    await waitFor(() => ran === 20, { timeoutMs: 10_000 });
+    const queries = worker.stats().queries - before.queries;
+    // Each fresh head is claimed from the listener's snapshot; a query after every claim
+    // would make 20 or more (the look for expired leases adds one every 5 s).
+    expect(queries).toBeLessThanOrEqual(6);
+  });
 });
 
 describe('QueueWatcher', () => {

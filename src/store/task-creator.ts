@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { DocumentReference, Firestore, Transaction, WriteBatch } from '@google-cloud/firestore';
+import type { DocumentReference, Firestore, Timestamp, Transaction, WriteBatch } from '@google-cloud/firestore';
 import { GRPC, grpcCode, isAmbiguous, newRev, withDeadline } from './calls.js';
 import { publicTimeout, type ConditionalWriter, type TaskFields } from './conditional-writer.js';
 import type { OperationCounter } from './op-stats.js';
@@ -23,15 +23,15 @@ export class TaskCreator {
     private readonly callTimeoutMs: number,
   ) {}
 
-  /** Creates the task unless its document exists; true when created (exact even if an answer was lost). */
-  async create(id: string, fields: TaskFields): Promise<boolean> {
+  /** Creates the task unless its document exists; its version when created, null when it existed (exact even if an answer was lost). */
+  async create(id: string, fields: TaskFields): Promise<Timestamp | null> {
     const nonce = randomUUID();
     try {
       const result = await this.writer.commit([{ ref: this.ref(id), fields: { ...fields, [CREATE_NONCE]: nonce }, precondition: 'absent' }], {
         witness: (data) => data[CREATE_NONCE] === nonce,
         what: `create "${id}"`,
       });
-      return Array.isArray(result);
+      return Array.isArray(result) ? result[0]! : null;
     } catch (err) {
       throw publicTimeout(err, `create "${id}"`);
     }
@@ -93,7 +93,7 @@ export class TaskCreator {
       this.ops.read(snaps.length);
       for (const [k, i] of unsure.entries()) {
         const snap = snaps[k]!;
-        if (!snap.exists) created[i] = await this.create(items[i]!.id, items[i]!.fields);
+        if (!snap.exists) created[i] = (await this.create(items[i]!.id, items[i]!.fields)) !== null;
         else if (snap.get(CREATE_NONCE) === nonces[i]) {
           this.ops.write();
           created[i] = true;

@@ -130,8 +130,18 @@ export class TaskStore {
   // ---- creating -------------------------------------------------------------------------
 
   /** Creates the task unless its document exists; true when created (exact even if an answer was lost). */
-  create(id: string, fields: TaskFields): Promise<boolean> {
-    return this.creator.create(id, this.withShard(this.docId(id), fields));
+  /**
+   * Creates the task unless its document exists (exact even if an answer was lost). Returns
+   * null when it existed; when created, the task as written with its version (`head`, for a
+   * local worker to claim without reading it; null if it does not decode, which ours always do).
+   */
+  async create(id: string, fields: TaskFields): Promise<{ head: VersionedTask | null } | null> {
+    const docId = this.docId(id);
+    const written = this.withShard(docId, fields);
+    const updateTime = await this.creator.create(id, written);
+    if (updateTime === null) return null;
+    const decoded = this.decode(written);
+    return { head: decoded.ok ? { docId, task: decoded.task, updateTime } : null };
   }
 
   /** A new task's fields with its shard (always stored, 0 on an unsharded queue, so a queue can be sharded later). */

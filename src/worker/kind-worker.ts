@@ -3,7 +3,7 @@ import { ShutdownError } from '../errors.js';
 import { Execution } from './execution.js';
 import type { HandlerSpec, ResolvedHandlerOptions } from '../handlers.js';
 import { isLockFree } from '../store/key-lock.js';
-import type { ClaimMode, Lease } from '../lease/lease.js';
+import type { ClaimMode, HeldTask, Lease } from '../lease/lease.js';
 import type { LeaseProtocol } from '../lease/protocol.js';
 import type { Clock } from '../clock.js';
 import type { OnceTaskLogger } from '../logger.js';
@@ -201,12 +201,14 @@ export class KindWorker<S extends z.ZodType> {
       }
       fullSince = null;
       try {
-        const { claimed, conflicts, nextDueAt, blocked, drained } = await this.watchedRound(free, spread, !listen);
+        const { claimed, conflicts, nextDueAt, blocked, drained, handOversOnly } = await this.watchedRound(free, spread, !listen);
         errorBackoff = MIN_ERROR_BACKOFF_MS;
         spread = conflicts > 0;
-        // The queue moved: look again at once — unless the round's last look found nothing more
-        // due and the listener is attached: it hands over the next due task by itself.
-        if ((claimed > 0 || conflicts > 0) && !(drained && conflicts === 0 && listen && this.watcher.active)) continue;
+        // The queue moved: look again at once — unless the listener is attached and either the
+        // round's last look found nothing more due, or the round only took fresh heads the
+        // listener handed over (a trickle, not a backlog): it hands over the next due task by itself.
+        const listenerHasIt = listen && this.watcher.active && ((drained && conflicts === 0) || handOversOnly);
+        if ((claimed > 0 || conflicts > 0) && !listenerHasIt) continue;
         // Idle. Listening: the listener wakes us when work comes due; poll only past busy keys
         // (another process frees them without touching our queue's head) and sweep now and then.
         if (listen && !this.stopping) this.watcher.start(); // never after stop(): the client may be gone
@@ -251,7 +253,7 @@ export class KindWorker<S extends z.ZodType> {
     free: number,
     spread: boolean,
     findNextDue: boolean,
-  ): Promise<{ claimed: number; conflicts: number; nextDueAt: number | null; blocked: boolean; drained: boolean }> {
+  ): Promise<{ claimed: number; conflicts: number; nextDueAt: number | null; blocked: boolean; drained: boolean; handOversOnly: boolean }> {
     const { store } = this.settings;
     const seenKeys = new Set<string>();
     let claimed = 0;
@@ -261,6 +263,10 @@ export class KindWorker<S extends z.ZodType> {
     let busyUntil: number | null = null;
     let after: ClaimCursor | undefined;
     let buffered = this.reader.takeBuffered();
+    // Only heads the listener handed over, each due just now: a trickle of new work. The
+    // listener will hand over the next one too, so no query follows (it would find nothing).
+    const freshHandOvers = this.reader.lastTakeWasFreshHandOvers(this.settings.clock());
+    let handOversOnly = false;
     const { clock, maxClockSkewMs } = this.settings;
     for (let page = 0; page < MAX_PAGES_PER_ROUND && claimed < free && !this.stopping; ) {
       const now = clock();
@@ -279,7 +285,14 @@ export class KindWorker<S extends z.ZodType> {
       const picks: Pick[] = [];
       let skippedBusy = false;
       for (const candidate of tasks) {
-        if (this.isRunningHere(candidate.docId)) continue;
+        const held = this.heldHere(candidate.docId);
+        if (held) {
+          // Held here. A copy older than our own last write is just stale; a newer one is the
+          // task after our outcome (a retry waiting for its stubborn handler to return): busy,
+          // and only a look at the queue (not the listener) will notice when it is free.
+          if (isNewer(candidate.updateTime, held.updateTime)) skippedBusy = true;
+          continue;
+        }
         const { task } = candidate;
         if (task.lease !== null && !this.expiry.isClaimable(candidate, now)) {
           // Expired by our clock but maybe not by the holder's: wait out the skew allowance.
@@ -345,20 +358,27 @@ export class KindWorker<S extends z.ZodType> {
       conflicts += results.length - won;
       // Mostly lost races on old candidates: the buffer is stale, query afresh.
       if (fromBuffer && lost > won) this.reader.dropBuffer();
+      if (fromBuffer && freshHandOvers && !skippedBusy) {
+        handOversOnly = true; // (a head behind a busy key needs the query's "blocked" look instead)
+        break;
+      }
       if (fromBuffer) continue; // then query for the rest
       if (next === null || !skippedBusy) break; // more pages only while busy keys fill them
       after = next;
     }
-    if (claimed > 0 || conflicts > 0) return { claimed, conflicts, nextDueAt: null, blocked: false, drained };
-    if (sawDue) return { claimed, conflicts, nextDueAt: busyUntil, blocked: true, drained }; // all due work is behind busy keys
+    if (claimed > 0 || conflicts > 0) return { claimed, conflicts, nextDueAt: null, blocked: false, drained, handOversOnly };
+    if (sawDue) return { claimed, conflicts, nextDueAt: busyUntil, blocked: true, drained, handOversOnly }; // all due work is behind busy keys
     const nextDueAt = findNextDue ? ((await store.nextDueAt(this.def.kind, CLAIMABLE_STATUSES))?.getTime() ?? null) : null;
-    return { claimed, conflicts, nextDueAt, blocked: false, drained };
+    return { claimed, conflicts, nextDueAt, blocked: false, drained, handOversOnly };
   }
 
-  /** Whether a task is held in this process (running, or its aborted handler has not returned yet). */
-  private isRunningHere(docId: string): boolean {
-    for (const run of this.running.values()) if (run.lease.tasks.some((t) => t.docId === docId)) return true;
-    return false;
+  /** The task as held in this process (running, or its aborted handler has not returned yet), if it is. */
+  private heldHere(docId: string): HeldTask | undefined {
+    for (const run of this.running.values()) {
+      const held = run.lease.tasks.find((t) => t.docId === docId);
+      if (held) return held;
+    }
+    return undefined;
   }
 
   /**
@@ -415,4 +435,9 @@ async function within(promise: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms))))]);
   clearTimeout(timer);
+}
+
+/** Whether version `a` of a document is later than version `b`. */
+function isNewer(a: VersionedTask['updateTime'], b: VersionedTask['updateTime']): boolean {
+  return a.seconds > b.seconds || (a.seconds === b.seconds && a.nanoseconds > b.nanoseconds);
 }

@@ -20,6 +20,8 @@ const MAX_BASE_PAGE = 64;
 const MAX_PAGE_SIZE = 1000;
 const SLOW_QUERY_MS = 100;
 const FAST_QUERY_MS = 25;
+/** A handed-over head due at most this long ago counts as fresh (a trickle, not a backlog). */
+const FRESH_HEAD_MS = 250;
 /** Most handed-over heads kept for the next round. */
 const MAX_OFFERED = 16;
 /** Most lock versions a worker remembers. */
@@ -32,6 +34,8 @@ const MAX_REMEMBERED_MALFORMED = 10_000;
 export class QueueReader {
   /** Heads the queue listener handed over since the last round began. */
   private offered: VersionedTask[] = [];
+  /** What the last {@link takeBuffered} gave: the handed-over heads, and the page leftovers. */
+  private lastTaken: { offered: VersionedTask[]; page: VersionedTask[] } = { offered: [], page: [] };
   /** Unclaimed due candidates of the last page. */
   private buffer: { tasks: VersionedTask[]; at: number } | null = null;
   /** Current page size of the due-task query (adapts to query latency). */
@@ -74,6 +78,17 @@ export class QueueReader {
     this.offered = [head, ...this.offered.filter((t) => t.docId !== head.docId)].slice(0, MAX_OFFERED);
   }
 
+  /**
+   * Whether the last {@link takeBuffered} gave heads the listener handed over, and every task it
+   * gave (page leftovers too) came due within {@link FRESH_HEAD_MS} of `now`. A task due longer
+   * ago means work is piling up (nobody took it at once), and a page read pays off; fresh ones
+   * are a trickle the listener keeps up with.
+   */
+  lastTakeWasFreshHandOvers(now: number): boolean {
+    const { offered, page } = this.lastTaken;
+    return offered.length > 0 && [...offered, ...page].every((t) => now - t.task.waitUntil.getTime() <= FRESH_HEAD_MS);
+  }
+
   /** Keeps candidates for the next round (`at`: when they were read). */
   keep(tasks: VersionedTask[], at: number): void {
     this.buffer = tasks.length > 0 ? { tasks, at } : null;
@@ -96,6 +111,7 @@ export class QueueReader {
     this.buffer = null;
     this.offered = [];
     const page = buffered && Date.now() - buffered.at < BUFFER_TTL_MS ? buffered.tasks : [];
+    this.lastTaken = { offered, page };
     const ids = new Set(offered.map((t) => t.docId));
     return [...offered, ...page.filter((t) => !ids.has(t.docId))];
   }
