@@ -14,25 +14,16 @@ import { monotonicNow } from '../src/store/calls.js';
 import { ConditionalWriter } from '../src/store/conditional-writer.js';
 import { OperationCounter } from '../src/store/op-stats.js';
 import { TaskStore } from '../src/store/task-store.js';
-import { CLAIMABLE_STATUSES } from '../src/task-document.js';
 import { nextPageSize, QueueReader } from '../src/worker/queue-reader.js';
 import { useFirestore, waitFor } from './fixture.js';
-import { KEEP_A_DAY, capturingLogger, jobTask, makeManager, sleep, TEST_COLLECTION } from './support.js';
+import { capturingLogger, jobTask, leaseSetup, makeManager, sleep } from './support.js';
 import { keyedTask } from './tasks.js';
 
 const db = useFirestore();
 
 afterEach(() => vi.restoreAllMocks());
 
-/** A manager's environment with a store and a protocol standing for one worker process. */
-async function setup(n = 1) {
-  const m = makeManager(db);
-  await m.createMany(jobTask, Array.from({ length: n }, (_, i) => ({ n: i + 1 })));
-  const store = new TaskStore(db, TEST_COLLECTION, m.env);
-  const candidates = async () => (await store.findClaimable('job', CLAIMABLE_STATUSES, new Date(), 10)).tasks;
-  const raw = async (id = 'job-1') => (await db.collection(TEST_COLLECTION).doc(store.docId(id)).get()).data()!;
-  return { m, store, candidates, raw, a: new LeaseProtocol(store, 'worker-a', KEEP_A_DAY, Date.now) };
-}
+const setup = (n = 1) => leaseSetup(db, n);
 
 describe('1. a lease with a hard local deadline', () => {
   it('aborts the signal at the deadline while a renewal hangs (the SDK retrying into a partition)', async () => {

@@ -1,22 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { LeaseLostError, noRetry, fixedDelay } from '../src/index.js';
-import { LeaseProtocol } from '../src/lease/protocol.js';
-import { TaskStore } from '../src/store/task-store.js';
-import { CLAIMABLE_STATUSES } from '../src/task-document.js';
 import { useFirestore, waitFor } from './fixture.js';
-import { KEEP_A_DAY, jobTask, makeManager, sleep, TEST_COLLECTION } from './support.js';
+import { jobTask, leaseSetup, makeManager, sleep, TEST_COLLECTION } from './support.js';
 
 const db = useFirestore();
 
-/** A manager's environment with a store and two protocols standing for two worker processes. */
-async function setup(n = 1) {
-  const m = makeManager(db);
-  await m.createMany(jobTask, Array.from({ length: n }, (_, i) => ({ n: i + 1 })));
-  const store = new TaskStore(db, TEST_COLLECTION, m.env);
-  const candidates = async () => (await store.findClaimable('job', CLAIMABLE_STATUSES, new Date(), 10)).tasks;
-  const raw = async (id = 'job-1') => (await db.collection(TEST_COLLECTION).doc(store.docId(id)).get()).data()!;
-  return { m, store, candidates, raw, a: new LeaseProtocol(store, 'worker-a', KEEP_A_DAY, Date.now), b: new LeaseProtocol(store, 'worker-b', KEEP_A_DAY, Date.now) };
-}
+const setup = (n = 1) => leaseSetup(db, n);
 
 describe('claim', () => {
   it('gives a document to exactly one of two workers racing with the same snapshot', async () => {

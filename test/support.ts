@@ -9,7 +9,12 @@ import { afterEach } from 'vitest';
 import { OnceTaskManager, type OnceTaskLogger, type OnceTaskManagerOptions } from '../src/index.js';
 import { emulatorHost, uniqueEnv } from './fixture.js';
 
-export { jobTask } from './tasks.js';
+import { jobTask } from './tasks.js';
+import { LeaseProtocol } from '../src/lease/protocol.js';
+import { TaskStore } from '../src/store/task-store.js';
+import { CLAIMABLE_STATUSES } from '../src/task-document.js';
+
+export { jobTask };
 
 /**
  * This test file's task collection. The emulator's queries scan a whole collection, so files
@@ -82,3 +87,16 @@ export function capturingLogger(): OnceTaskLogger & { entries: CapturedLog[]; li
 
 /** Retention for protocols built by hand in tests: terminal tasks kept a day. */
 export const KEEP_A_DAY = { retentionMs: 86_400_000, failedRetentionMs: 86_400_000 } as const;
+
+/**
+ * `n` new job tasks in a fresh environment, with a store and two lease protocols standing for
+ * two worker processes; `candidates()` reads the due ones, `raw(id)` a task's stored fields.
+ */
+export async function leaseSetup(firestore: Firestore, n = 1) {
+  const m = makeManager(firestore);
+  await m.createMany(jobTask, Array.from({ length: n }, (_, i) => ({ n: i + 1 })));
+  const store = new TaskStore(firestore, TEST_COLLECTION, m.env);
+  const candidates = async (limit = 10) => (await store.findClaimable('job', CLAIMABLE_STATUSES, new Date(), limit)).tasks;
+  const raw = async (id = 'job-1') => (await firestore.collection(TEST_COLLECTION).doc(store.docId(id)).get()).data()!;
+  return { m, store, candidates, raw, a: new LeaseProtocol(store, 'worker-a', KEEP_A_DAY, Date.now), b: new LeaseProtocol(store, 'worker-b', KEEP_A_DAY, Date.now) };
+}

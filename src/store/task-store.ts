@@ -203,15 +203,16 @@ export class TaskStore {
   /**
    * The head of a kind's queue: tasks due by `now` (pending, cancelling, or running under an
    * expired lease) in queue order, a page at a time. Malformed documents are returned apart.
-   * On a sharded queue, `shard` names the one shard to read (the hot path; `after` continues in
-   * the shard it came from); without it, every shard is read and the pages merged (no cursor).
+   * On a sharded queue, `shard` names the shard to read (the hot path; `after` continues in the
+   * shard it came from) or a list of shards (one `in` query; no cursor); without it, every shard
+   * is read, in as few queries as the disjunction limit allows, and the pages merged (no cursor).
    */
   async findClaimable(
     kind: string,
     statuses: readonly TaskStatus[],
     now: Date,
     limit: number,
-    options: { after?: ClaimCursor; shard?: number } = {},
+    options: { after?: ClaimCursor; shard?: number | readonly number[] } = {},
   ): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[]; next: ClaimCursor | null }> {
     const values = { env: this.env, kind, status: [...statuses] };
     const after = options.after as unknown as CursorBox | undefined;
@@ -227,7 +228,7 @@ export class TaskStore {
     if (after) q = q.startAfter(after.doc);
     const snap = await this.run(q.limit(limit), `${kind}: due tasks`);
     const last = snap.docs[snap.docs.length - 1];
-    const next = snap.docs.length === limit && last ? (({ shard: shard ?? null, doc: last }) satisfies CursorBox as unknown as ClaimCursor) : null;
+    const next = snap.docs.length === limit && last && typeof shard !== 'object' ? (({ shard: shard ?? null, doc: last }) satisfies CursorBox as unknown as ClaimCursor) : null;
     return { ...this.split(snap.docs), next };
   }
 
