@@ -274,7 +274,8 @@ if (ONLY === 'procs') {
   const p1 = await backlogPhase(db, 1, N, settings);
   const p2 = await backlogPhase(db, 2, N, settings);
   const p4 = await backlogPhase(db, 4, N, settings);
-  console.log(JSON.stringify({ p1, p2, p4, procs2Ratio: round(p2.perSec / p1.perSec), procs4Ratio: round(p4.perSec / p1.perSec) }));
+  const s4 = await backlogPhase(db, 4, N, { ...settings, shards: 8 });
+  console.log(JSON.stringify({ p1, p2, p4, s4, procs2Ratio: round(p2.perSec / p1.perSec), procs4Ratio: round(p4.perSec / p1.perSec), sharded4Ratio: round(s4.perSec / p1.perSec) }));
   await db.terminate();
   await emulator.stop();
   process.exit(0);

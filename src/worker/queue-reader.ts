@@ -20,8 +20,9 @@ const MAX_BASE_PAGE = 64;
 const MAX_PAGE_SIZE = 1000;
 const SLOW_QUERY_MS = 100;
 const FAST_QUERY_MS = 25;
-/** A handed-over head due at most this long ago counts as fresh (a trickle, not a backlog). */
-const FRESH_HEAD_MS = 250;
+/** Bounds of how long ago a handed-over head may have come due to count as fresh (a trickle, not a backlog). */
+const MIN_FRESH_MS = 250;
+const MAX_FRESH_MS = 2000;
 /** Most handed-over heads kept for the next round. */
 const MAX_OFFERED = 16;
 /** Most lock versions a worker remembers. */
@@ -34,6 +35,8 @@ const MAX_REMEMBERED_MALFORMED = 10_000;
 export class QueueReader {
   /** Heads the queue listener handed over since the last round began. */
   private offered: VersionedTask[] = [];
+  /** How late handed-over heads arrive after they came due (a moving average, ms). */
+  private listenerDelayMs = 100;
   /** What the last {@link takeBuffered} gave: the handed-over heads, and the page leftovers. */
   private lastTaken: { offered: VersionedTask[]; page: VersionedTask[] } = { offered: [], page: [] };
   /** Unclaimed due candidates of the last page. */
@@ -80,13 +83,18 @@ export class QueueReader {
 
   /**
    * Whether the last {@link takeBuffered} gave heads the listener handed over, and every task it
-   * gave (page leftovers too) came due within {@link FRESH_HEAD_MS} of `now`. A task due longer
+   * gave (page leftovers too) came due recently: within about two listener delays (how late the
+   * newest handed-over head arrives, averaged; at least 250 ms, at most 2 s). A task due longer
    * ago means work is piling up (nobody took it at once), and a page read pays off; fresh ones
    * are a trickle the listener keeps up with.
    */
   lastTakeWasFreshHandOvers(now: number): boolean {
     const { offered, page } = this.lastTaken;
-    return offered.length > 0 && [...offered, ...page].every((t) => now - t.task.waitUntil.getTime() <= FRESH_HEAD_MS);
+    if (offered.length === 0) return false;
+    const newest = Math.min(...offered.map((t) => now - t.task.waitUntil.getTime()));
+    this.listenerDelayMs += (Math.max(0, newest) - this.listenerDelayMs) * 0.2;
+    const fresh = Math.min(MAX_FRESH_MS, Math.max(MIN_FRESH_MS, 2 * this.listenerDelayMs + 50));
+    return [...offered, ...page].every((t) => now - t.task.waitUntil.getTime() <= fresh);
   }
 
   /** Keeps candidates for the next round (`at`: when they were read). */
@@ -126,7 +134,7 @@ export class QueueReader {
     const { store } = this;
     const limit = Math.max(Math.min(MAX_BASE_PAGE, Math.max(MIN_PAGE_SIZE, free * 2 + 4)), this.pageSize);
     const started = Date.now();
-    const { short, ...found } = await this.pendingPage(limit, after);
+    const { short, ...found } = await this.pendingPage(limit, after, free);
     const took = Date.now() - started;
     // A slow query (a large backlog on a scanning backend) makes the next page as large as allowed
     // at once; fast ones shrink it back, so idle and light loads read no more than they claim.
@@ -151,7 +159,7 @@ export class QueueReader {
    * the others at once (merged), moving on to one of those that had some, chosen at random by
    * how many (so processes whose shards ran dry do not all crowd into the same next one).
    */
-  private async pendingPage(limit: number, after: ClaimCursor | undefined): Promise<Awaited<ReturnType<TaskStore['findClaimable']>> & { short: boolean }> {
+  private async pendingPage(limit: number, after: ClaimCursor | undefined, free: number): Promise<Awaited<ReturnType<TaskStore['findClaimable']>> & { short: boolean }> {
     const { store } = this;
     const now = new Date(this.clock());
     if (!store.shards.sharded || after !== undefined) {
@@ -161,9 +169,11 @@ export class QueueReader {
     const mine = await store.findClaimable(this.kind, ['pending'], now, limit, { shard: this.shard });
     // One shard's short page says nothing about the others.
     if (mine.tasks.length > 0 || mine.malformed.length > 0) return { ...mine, short: false };
-    // Nothing due in ours: one look at all the others (one `in` query, merged in queue order).
+    // Nothing due in ours: one look at all the others (one `in` query, merged in queue order),
+    // for no more than the free slots: other processes are likely reading those shards already.
     const others = store.shards.all().filter((s) => s !== this.shard);
-    const page = await store.findClaimable(this.kind, ['pending'], now, limit, { shard: others });
+    const size = Math.min(limit, Math.max(MIN_PAGE_SIZE, free));
+    const page = await store.findClaimable(this.kind, ['pending'], now, size, { shard: others });
     const counts = new Map<number, number>();
     for (const t of page.tasks) if (t.task.shard !== null) counts.set(t.task.shard, (counts.get(t.task.shard) ?? 0) + 1);
     let pick = Math.random() * page.tasks.length;
@@ -174,7 +184,7 @@ export class QueueReader {
         break;
       }
     }
-    return { ...page, next: null, short: page.tasks.length < limit };
+    return { ...page, next: null, short: page.tasks.length < size };
   }
 
   /** Forgets a lock version (the key is being claimed; its version changes). */
