@@ -243,6 +243,7 @@ if (ONLY === 'keyed') {
 }
 const soakArg = process.argv.indexOf('--soak');
 if (soakArg > 0) {
+  process.env.ONCE_TASK_LOG_LEVEL = 'error'; // a tenth of the attempts fail on purpose
   const minutes = Number(process.argv[soakArg + 1] ?? '') || 10;
   console.log(`oncetask soak: ${minutes} minutes at 10 tasks/s, 10% failing once; default retention, then retentionMs 0`);
   const keep = await soak(db, minutes);
