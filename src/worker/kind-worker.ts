@@ -78,6 +78,9 @@ export class KindWorker<S extends z.ZodType> {
   /** Bumped by every start(), so a loop left over from before a restart exits. */
   private generation = 0;
   private wakeWaiter: (() => void) | null = null;
+  /** Share of recent claims of handed-over heads that another process won (a moving average). */
+  private handOverLossRate = 0;
+  private jitterTimer: NodeJS.Timeout | undefined;
   private wokenEarly = false;
   private readonly log: OnceTaskLogger;
 
@@ -105,7 +108,7 @@ export class KindWorker<S extends z.ZodType> {
     this.watcher = new QueueWatcher(
       settings.store,
       def.kind,
-      (head) => this.wake(head),
+      (head) => this.wake(head, true),
       this.log,
       (bad) => void this.reader.reportMalformed(bad.docId, bad.updateTime, bad.reason),
       settings.clock,
@@ -130,8 +133,16 @@ export class KindWorker<S extends z.ZodType> {
    * Makes a sleeping loop look at the queue now (e.g. a task was created in this process).
    * A due task handed over (from the queue listener) is tried first, without a query.
    */
-  wake(dueHead?: VersionedTask): void {
-    if (dueHead) this.reader.offer(dueHead);
+  wake(dueHead?: VersionedTask, fromListener = false): void {
+    if (dueHead) this.reader.offer(dueHead, fromListener);
+    // Other processes keep winning the handed-over heads: wait a moment at random first, so
+    // that one of us claims the head and the others see it go (the listener shows the next
+    // head) instead of all sending a claim that loses.
+    if (fromListener && this.handOverLossRate > 0.5 && !this.stopping) {
+      clearTimeout(this.jitterTimer);
+      this.jitterTimer = setTimeout(() => this.wake(), Math.random() * Math.min(50, 2 * this.reader.listenerDelay));
+      return;
+    }
     if (this.wakeWaiter) this.wakeWaiter();
     else this.wokenEarly = true;
   }
@@ -155,6 +166,7 @@ export class KindWorker<S extends z.ZodType> {
    */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
+    clearTimeout(this.jitterTimer);
     this.wake();
     const graceEnds = Date.now() + graceMs;
     // The loop exits as soon as its current look at the queue returns (a claim made meanwhile is
@@ -358,6 +370,7 @@ export class KindWorker<S extends z.ZodType> {
       conflicts += results.length - won;
       // Mostly lost races on old candidates: the buffer is stale, query afresh.
       if (fromBuffer && lost > won) this.reader.dropBuffer();
+      if (fromBuffer && freshHandOvers && results.length > 0) this.handOverLossRate += (lost / results.length - this.handOverLossRate) * 0.2;
       if (fromBuffer && freshHandOvers && !skippedBusy) {
         handOversOnly = true; // (a head behind a busy key needs the query's "blocked" look instead)
         break;

@@ -37,6 +37,8 @@ export class QueueReader {
   private offered: VersionedTask[] = [];
   /** How late handed-over heads arrive after they came due (a moving average, ms). */
   private listenerDelayMs = 100;
+  /** The offered head that came from the listener (the others came from local creates). */
+  private fromListener = new Set<string>();
   /** What the last {@link takeBuffered} gave: the handed-over heads, and the page leftovers. */
   private lastTaken: { offered: VersionedTask[]; page: VersionedTask[] } = { offered: [], page: [] };
   /** Unclaimed due candidates of the last page. */
@@ -77,8 +79,18 @@ export class QueueReader {
    * Puts a due task (from the queue listener) first in line. Kept apart from the page buffer, so
    * a round that was reading the queue when the head arrived cannot overwrite it when it ends.
    */
-  offer(head: VersionedTask): void {
-    this.offered = [head, ...this.offered.filter((t) => t.docId !== head.docId)].slice(0, MAX_OFFERED);
+  offer(head: VersionedTask, fromListener = true): void {
+    // A new head from the listener means the one it showed before has left the due queue (in
+    // all likelihood claimed by another process): trying it would only lose a race. Tasks
+    // handed over from this process's own creates are all still there.
+    const keep = fromListener ? this.offered.filter((t) => !this.fromListener.has(t.docId)) : this.offered;
+    if (fromListener) this.fromListener = new Set([head.docId]);
+    this.offered = [head, ...keep.filter((t) => t.docId !== head.docId)].slice(0, MAX_OFFERED);
+  }
+
+  /** How late handed-over heads arrive after they came due (a moving average, ms). */
+  get listenerDelay(): number {
+    return this.listenerDelayMs;
   }
 
   /**

@@ -1,0 +1,45 @@
+/**
+ * How the queue reader keeps heads handed over to it (src/worker/queue-reader.ts), without a
+ * backend: a stub store that is never asked.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Timestamp } from '@google-cloud/firestore';
+import type { LeaseProtocol } from '../src/lease/protocol.js';
+import { Shards } from '../src/store/shards.js';
+import type { TaskStore, VersionedTask } from '../src/store/task-store.js';
+import { QueueReader } from '../src/worker/queue-reader.js';
+import { capturingLogger } from './support.js';
+
+const store = { env: 'stub', shards: new Shards(1, 'stub') } as unknown as TaskStore;
+const head = (docId: string, dueAgoMs = 0): VersionedTask =>
+  ({ docId, task: { waitUntil: new Date(Date.now() - dueAgoMs), seq: 0 }, updateTime: { seconds: 1, nanoseconds: 0 } as Timestamp }) as unknown as VersionedTask;
+
+describe('QueueReader hand-overs', () => {
+  it("keeps only the listener's latest head: the head it showed before has left the due queue", () => {
+    const reader = new QueueReader(store, {} as LeaseProtocol, 'job', capturingLogger(), Date.now);
+    reader.offer(head('a'), true);
+    reader.offer(head('b'), true);
+    expect(reader.takeBuffered().map((t) => t.docId)).toEqual(['b']);
+  });
+
+  it('keeps every task handed over by a local create, next to the latest listener head', () => {
+    const reader = new QueueReader(store, {} as LeaseProtocol, 'job', capturingLogger(), Date.now);
+    reader.offer(head('c'), false);
+    reader.offer(head('l1'), true);
+    reader.offer(head('d'), false);
+    reader.offer(head('l2'), true);
+    expect(reader.takeBuffered().map((t) => t.docId)).toEqual(['l2', 'd', 'c']);
+  });
+
+  it('calls a round of fresh heads a trickle, and a head that waited seconds a backlog', () => {
+    const reader = new QueueReader(store, {} as LeaseProtocol, 'job', capturingLogger(), Date.now);
+    reader.offer(head('fresh', 20), true);
+    reader.takeBuffered();
+    expect(reader.lastTakeWasFreshHandOvers(Date.now())).toBe(true);
+    reader.offer(head('old', 5000), true);
+    reader.takeBuffered();
+    expect(reader.lastTakeWasFreshHandOvers(Date.now())).toBe(false);
+    reader.takeBuffered(); // nothing handed over: not a trickle round
+    expect(reader.lastTakeWasFreshHandOvers(Date.now())).toBe(false);
+  });
+});
