@@ -128,6 +128,33 @@ describe('2. lost acknowledgement: a re-sent write refused is still ours', () =>
     expect(await m.countPending(jobTask)).toBe(400);
   }, 60_000);
 
+  it('a grouped commit of task + lock pairs whose answer was lost is recognised as applied, pair by pair', async () => {
+    const { proxy, firestore } = await proxied();
+    const m = makeManager(db);
+    await m.createMany(jobTask, Array.from({ length: 5 }, (_, n) => ({ n })));
+    const direct = new TaskStore(db, TEST_COLLECTION, m.env);
+    const { tasks } = await direct.findClaimable('job', CLAIMABLE_STATUSES, new Date(), 10);
+    const store = new TaskStore(firestore, TEST_COLLECTION, m.env);
+    await store.readDoc(tasks[0]!.docId); // connect first, so the next answer is the commit's
+    proxy.dropAnswers(1);
+    const before = { ...store.commits.stats };
+    const results = await Promise.all(
+      tasks.map((t, i) =>
+        store.commitConditional(
+          [
+            { target: 'task', docId: t.docId, fields: { pairToken: `p${i}` }, precondition: t.updateTime },
+            { target: 'lock', docId: `lock-${m.env}-${i}`, fields: { env: m.env, holder: null }, precondition: 'absent' },
+          ],
+          { witness: (data) => data.pairToken === `p${i}` },
+        ),
+      ),
+    );
+    expect(store.commits.stats.groups - before.groups).toBe(1);
+    expect(proxy.stats.answersDropped).toBe(1);
+    expect(results.every((r) => Array.isArray(r))).toBe(true);
+    for (const [i, t] of tasks.entries()) expect((await db.collection(TEST_COLLECTION).doc(t.docId).get()).get('pairToken')).toBe(`p${i}`);
+  }, 40_000);
+
   it('cancel() returns 1 when the answer to its write was lost', async () => {
     const { proxy, firestore } = await proxied();
     const m = makeManager(firestore);
