@@ -9,6 +9,8 @@ import type { Clock } from '../clock.js';
 import type { OnceTaskLogger } from '../logger.js';
 import { ExpiredLeases } from './expired-leases.js';
 import { QueueReader } from './queue-reader.js';
+import { pickCandidates, type Pick } from './candidates.js';
+import { watchSlow, within } from './timing.js';
 import { QueueWatcher } from './queue-watcher.js';
 import { Spawner } from '../spawner.js';
 import type { ClaimCursor, TaskStore, VersionedLock, VersionedTask } from '../store/task-store.js';
@@ -46,8 +48,6 @@ interface ActiveRun {
   done: Promise<void>;
 }
 
-/** A claim round slower than this is reported as a backend outage. */
-const SLOW_BACKEND_MS = 5000;
 /** Error backoff of the loop when Firestore is unreachable: 0.5 s doubling to 30 s. */
 const MIN_ERROR_BACKOFF_MS = 500;
 const MAX_ERROR_BACKOFF_MS = 30_000;
@@ -58,11 +58,6 @@ const MAX_PAGES_PER_ROUND = 10;
 /** How long a worker stays full before it detaches its queue listener. */
 const LISTENER_OFF_WHEN_FULL_MS = 10_000;
 
-/** A candidate chosen for a claim (or, for a recurring generator, a spawn). */
-interface Pick {
-  candidate: VersionedTask;
-  mode: ClaimMode | 'spawn';
-}
 
 export class KindWorker<S extends z.ZodType> {
   private readonly running = new Map<string, ActiveRun>();
@@ -236,24 +231,9 @@ export class KindWorker<S extends z.ZodType> {
     this.watcher.stop();
   }
 
-  /**
-   * A claim round, watched: against an unreachable backend the SDK either fails calls (logged
-   * below, with backoff) or keeps retrying them without failing. A round that hangs is then the
-   * only sign of the outage: say so after SLOW_BACKEND_MS, and say when Firestore answers again.
-   */
-  private async watchedRound(free: number, spread: boolean, findNextDue: boolean): ReturnType<KindWorker<S>['claimRound']> {
-    const started = Date.now();
-    let warned = false;
-    const timer = setTimeout(() => {
-      warned = true;
-      this.log.warn({ waitedMs: Date.now() - started }, 'oncetask: Firestore is not answering; still trying');
-    }, SLOW_BACKEND_MS);
-    try {
-      return await this.claimRound(free, spread, findNextDue);
-    } finally {
-      clearTimeout(timer);
-      if (warned) this.log.info({ downMs: Date.now() - started }, 'oncetask: Firestore answers again');
-    }
+  /** A claim round, watched for a backend that stops answering (see {@link watchSlow}). */
+  private watchedRound(free: number, spread: boolean, findNextDue: boolean): ReturnType<KindWorker<S>['claimRound']> {
+    return watchSlow(this.claimRound(free, spread, findNextDue), this.log);
   }
 
   /**
@@ -294,41 +274,17 @@ export class KindWorker<S extends z.ZodType> {
         drained = tasks.length === 0;
         page++;
       }
-      const picks: Pick[] = [];
-      let skippedBusy = false;
-      for (const candidate of tasks) {
-        const held = this.heldHere(candidate.docId);
-        if (held) {
-          // Held here. A copy older than our own last write is just stale; a newer one is the
-          // task after our outcome (a retry waiting for its stubborn handler to return): busy,
-          // and only a look at the queue (not the listener) will notice when it is free.
-          if (isNewer(candidate.updateTime, held.updateTime)) skippedBusy = true;
-          continue;
-        }
-        const { task } = candidate;
-        if (task.lease !== null && !this.expiry.isClaimable(candidate, now)) {
-          // Expired by our clock but maybe not by the holder's: wait out the skew allowance.
-          const at = task.lease.expiresAt.getTime() + maxClockSkewMs;
-          busyUntil = busyUntil === null ? at : Math.min(busyUntil, at);
-          skippedBusy = true;
-          continue;
-        }
-        const cancel = task.status === 'cancelling' || task.cancelRequested;
-        if (task.recurrence !== null) {
-          // Generators spawn (or, when cancelled, just end): no handler, no key lock.
-          picks.push({ candidate, mode: cancel ? 'cancel' : 'spawn' });
-          continue;
-        }
-        const key = task.resourceKey;
-        if (key !== null) {
-          if (seenKeys.has(key) || this.isKeyHeldHere(key)) {
-            skippedBusy = true;
-            continue;
-          }
-          seenKeys.add(key);
-        }
-        picks.push({ candidate, mode: cancel ? 'cancel' : 'run' });
-      }
+      const picked = pickCandidates(tasks, {
+        now,
+        seenKeys,
+        maxClockSkewMs,
+        heldHere: (docId) => this.heldHere(docId),
+        isKeyHeldHere: (key) => this.isKeyHeldHere(key),
+        isClaimable: (candidate) => this.expiry.isClaimable(candidate, now),
+      });
+      const { picks } = picked;
+      let { skippedBusy } = picked;
+      if (picked.busyUntil !== null) busyUntil = busyUntil === null ? picked.busyUntil : Math.min(busyUntil, picked.busyUntil);
       // After a lost race, start at a random place so workers stop chasing the same documents.
       if (spread && picks.length > 1) picks.push(...picks.splice(0, Math.floor(Math.random() * picks.length)));
       const chosen = picks.slice(0, free - claimed);
@@ -440,17 +396,4 @@ export class KindWorker<S extends z.ZodType> {
     });
     return 'claimed';
   }
-
-}
-
-/** Waits for `promise`, but no longer than `ms`. */
-async function within(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms))))]);
-  clearTimeout(timer);
-}
-
-/** Whether version `a` of a document is later than version `b`. */
-function isNewer(a: VersionedTask['updateTime'], b: VersionedTask['updateTime']): boolean {
-  return a.seconds > b.seconds || (a.seconds === b.seconds && a.nanoseconds > b.nanoseconds);
 }
