@@ -16,6 +16,8 @@ import { FaultProxy } from '../scripts/fault-proxy.js';
 import { groupTask, keyedTask, LONG_LEASE_MS, longTask, plainTask } from './tasks.js';
 
 process.env.ONCE_TASK_LOG_LEVEL ??= 'error';
+// Workers reach the emulator through fault proxies, not FIRESTORE_EMULATOR_HOST: no GCE metadata lookup.
+process.env.METADATA_SERVER_DETECTION ??= 'none';
 const PROJECT = 'demo-oncetask-chaos';
 const minutesArg = process.argv.indexOf('--minutes');
 const SOAK_MINUTES = minutesArg > 0 ? Number(process.argv[minutesArg + 1]) : 0;

@@ -10,6 +10,10 @@ import { Firestore } from '@google-cloud/firestore';
 import { afterAll, inject } from 'vitest';
 import { clearEmulator, EMULATOR_PROJECT_ID } from '../scripts/emulator.js';
 
+// Clients pointed at a fault proxy (not at FIRESTORE_EMULATOR_HOST) would otherwise look for a
+// GCE metadata server for credentials and warn that there is none.
+process.env.METADATA_SERVER_DETECTION ??= 'none';
+
 export const TEST_PROJECT_ID = EMULATOR_PROJECT_ID;
 
 /** `host:port` of the emulator; also exported to the env so any SDK client finds it. */
