@@ -28,8 +28,10 @@ export interface PhaseSettings {
   concurrency: number;
   /** Manager `shards` (1: the unsharded queue). */
   shards?: number;
-  /** Whether idle workers listen (default true). */
-  listen?: boolean;
+  /** Whether idle workers listen (default true; `'auto'` polls on the emulator). */
+  listen?: boolean | 'auto';
+  /** Kinds each process runs (1 or 3; each has its own queue listener). */
+  kinds?: 1 | 3;
 }
 
 async function startChild(env: string, collection: string, settings: PhaseSettings, waitGo: boolean): Promise<Child> {
@@ -41,9 +43,10 @@ async function startChild(env: string, collection: string, settings: PhaseSettin
       BENCH_COLLECTION: collection,
       BENCH_CONCURRENCY: String(settings.concurrency),
       BENCH_SHARDS: String(settings.shards ?? 1),
-      BENCH_LISTEN: settings.listen === false ? '0' : '1',
+      BENCH_LISTEN: settings.listen === false ? '0' : settings.listen === 'auto' ? 'auto' : '1',
       BENCH_WAIT_GO: waitGo ? '1' : '0',
       BENCH_QUIET: '1',
+      BENCH_KINDS: String(settings.kinds ?? 1),
     },
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });
@@ -153,4 +156,26 @@ export async function tricklePhase(db: Firestore, procs: number, count: number, 
     opsPerTask: ops / count,
     listenerReadsPerTask: (after.listenerReads - before.listenerReads) / count,
   };
+}
+
+/**
+ * Local development as a new user meets it: `procs` worker processes running three kinds each
+ * (six queue listeners with 2 processes) wait idle while a producer creates `count` tasks with
+ * `createMany`; seconds until the last one has run. On the emulator every listener's query is
+ * re-run over the whole collection on each commit, so this measures what listeners cost there.
+ */
+export async function createWhileListeningPhase(db: Firestore, procs: number, count: number, settings: PhaseSettings): Promise<{ createSeconds: number; totalSeconds: number }> {
+  const tag = `l${String(settings.listen ?? true)}-${randomBytes(3).toString('hex')}`;
+  const env = `listeners-${tag}`;
+  const collection = `bench_listeners_${tag}`;
+  const children = await Promise.all(Array.from({ length: procs }, () => startChild(env, collection, { ...settings, kinds: 3 }, false)));
+  await sleep(1500); // first looks done, listeners attached
+  const producer = new OnceTaskManager({ firestore: db, env, collection });
+  const t0 = now();
+  await producer.createMany(benchTask, Array.from({ length: count }, (_, n) => ({ n })));
+  const createSeconds = (now() - t0) / 1000;
+  await settled(new OnceTaskManager({ firestore: db, env, collection }), children, count);
+  const totalSeconds = (now() - t0) / 1000;
+  await stopChildren(children);
+  return { createSeconds, totalSeconds };
 }

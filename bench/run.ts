@@ -10,7 +10,7 @@ import { OnceTaskManager, type OperationStats } from '../src/index.js';
 import { startEmulator } from '../scripts/emulator.js';
 import { newTaskFields } from '../src/task-document.js';
 import { benchTask, keyedBenchTask } from './tasks.js';
-import { backlogPhase, tricklePhase } from './processes.js';
+import { backlogPhase, createWhileListeningPhase, tricklePhase } from './processes.js';
 import { runCapacityPhase } from './capacity.js';
 import { soak } from './soak.js';
 
@@ -26,6 +26,8 @@ const WAKE_SAMPLES = 100;
 /** Trickle phases: tasks created one at a time at this rate while the workers listen. */
 const TRICKLE_TASKS = Number(process.env.BENCH_TRICKLE_TASKS ?? 1000);
 const TRICKLE_RATE = 100;
+/** Tasks of the local-development phase with `listen: true` (on the emulator it is slow: fewer). */
+const LISTENING_TASKS = 300;
 
 const now = (): number => performance.timeOrigin + performance.now();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -50,7 +52,7 @@ const row = (what: string, value: string, baseline = ''): void => {
  * whole collection (production uses indexes), so phases must not share one.
  */
 const manager = (name: string, shards = 1): OnceTaskManager =>
-  new OnceTaskManager({ firestore: db, env: `${name}-${run}`, collection: `bench_${name}_${run}`, shards });
+  new OnceTaskManager({ firestore: db, env: `${name}-${run}`, collection: `bench_${name}_${run}`, shards, listen: true });
 const sumOps = (s: OperationStats): number => s.reads + s.writes + s.deletes;
 
 /** The baseline: query due documents, claim each with a precondition update, mark done. */
@@ -266,6 +268,16 @@ if (ONLY === 'batch') {
   const keyed = await library(N, 1000, BATCH_CONCURRENCY);
   const sharded = await library(N, 0, BATCH_CONCURRENCY, 8);
   console.log(JSON.stringify({ baselinePerSec: round(base.perSec, 1), batchPerSec: round(batched.perSec, 1), batchRatio: round(batched.perSec / base.perSec), keyed1000Ratio: round(keyed.perSec / batched.perSec), shardedRatio: round(sharded.perSec / batched.perSec), opsPerTask: round(batched.opsPerTask) }));
+  await db.terminate();
+  await emulator.stop();
+  process.exit(0);
+}
+if (ONLY === 'listeners') {
+  const settings = { project: PROJECT, concurrency: CONCURRENCY };
+  const polling = await createWhileListeningPhase(db, 2, N, { ...settings, listen: false });
+  const auto = await createWhileListeningPhase(db, 2, N, { ...settings, listen: 'auto' });
+  const listening = await createWhileListeningPhase(db, 2, LISTENING_TASKS, settings);
+  console.log(JSON.stringify({ polling, auto, listenersRatio: round(auto.totalSeconds / polling.totalSeconds), listening, listeningTasks: LISTENING_TASKS }));
   await db.terminate();
   await emulator.stop();
   process.exit(0);

@@ -27,7 +27,7 @@ export interface SoakSample {
 /** Runs one soak configuration for `minutes`, creating `ratePerSec` tasks a second. */
 export async function soak(db: Firestore, minutes: number, options: { retentionMs?: number; ratePerSec?: number } = {}): Promise<SoakSample[]> {
   const tag = `${options.retentionMs === 0 ? 'delete' : 'keep'}-${randomBytes(3).toString('hex')}`;
-  const settings = { firestore: db, env: `soak-${tag}`, collection: `bench_soak_${tag}`, ...(options.retentionMs !== undefined ? { retentionMs: options.retentionMs } : {}) };
+  const settings = { firestore: db, env: `soak-${tag}`, collection: `bench_soak_${tag}`, listen: true, ...(options.retentionMs !== undefined ? { retentionMs: options.retentionMs } : {}) };
   const worker = new OnceTaskManager(settings);
   const producer = new OnceTaskManager(settings);
   const rate = options.ratePerSec ?? 10;

@@ -16,3 +16,8 @@ export const keyedBenchTask = defineTask({
   id: (d) => `k${d.n}`,
   resourceKey: (d) => d.key,
 });
+
+/** Two more kinds, for workers that run several kinds (each kind has its own queue listener). */
+export const otherBenchTasks = ['bench-b', 'bench-c'].map((kind) =>
+  defineTask({ kind, schema: z.object({ n: z.number().int() }), id: (d) => `${kind}-${d.n}` }),
+);

@@ -41,9 +41,12 @@ export interface OnceTaskManagerOptions {
   /**
    * Whether idle workers listen (`onSnapshot`) to the head of their queue, so work created,
    * retried or released in any process wakes them within milliseconds and an idle worker costs
-   * next to no reads. Default true. With false, idle workers poll every `pollIntervalMs`.
+   * next to no reads. With false, idle workers poll every `pollIntervalMs`. Default `'auto'`:
+   * listen, except on the Firestore emulator (`FIRESTORE_EMULATOR_HOST` set), which re-runs every
+   * listener's query over the whole collection on every commit — there `'auto'` polls, every
+   * 250 ms unless `pollIntervalMs` says otherwise. Pass `true` to listen on the emulator too.
    */
-  listen?: boolean;
+  listen?: boolean | 'auto';
   /**
    * Without a listener: the longest idle sleep between looks at the queue. With one: how often
    * a worker re-checks while due tasks wait behind resource keys busy in other processes.

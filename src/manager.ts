@@ -12,6 +12,7 @@ import { defaultLogger, type OnceTaskLogger } from './logger.js';
 import {
   assertDate,
   DEFAULT_GRACE_MS,
+  DEFAULT_EMULATOR_POLL_INTERVAL_MS,
   DEFAULT_POLL_INTERVAL_MS,
   DEFAULT_SWEEP_INTERVAL_MS,
   DEFAULT_RETENTION_MS,
@@ -74,9 +75,12 @@ export class OnceTaskManager {
     this.workerId = parsed.workerId ?? newWorkerId(hostname());
     const retentionMs = parsed.retentionMs ?? DEFAULT_RETENTION_MS;
     this.retention = { retentionMs, failedRetentionMs: parsed.failedRetentionMs ?? (retentionMs > 0 ? retentionMs : DEFAULT_RETENTION_MS) };
-    this.pollIntervalMs = parsed.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
     this.sweepIntervalMs = parsed.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS;
-    this.listen = parsed.listen ?? true;
+    // 'auto': listen in production; poll on the emulator, whose listeners scan the collection per commit.
+    const auto = parsed.listen === 'auto' || parsed.listen === undefined;
+    const onEmulator = Boolean(process.env.FIRESTORE_EMULATOR_HOST);
+    this.listen = auto ? !onEmulator : parsed.listen === true;
+    this.pollIntervalMs = parsed.pollIntervalMs ?? (auto && onEmulator ? DEFAULT_EMULATOR_POLL_INTERVAL_MS : DEFAULT_POLL_INTERVAL_MS);
     this.logger = (logger ?? defaultLogger()).child({ env: this.env, workerId: this.workerId });
     this.clock = clock ?? systemClock;
     this.maxClockSkewMs = parsed.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;

@@ -16,6 +16,8 @@ export const DEFAULT_LEASE_MS = 10 * 60_000;
 export const DEFAULT_RETENTION_MS = 30 * 24 * 3600_000;
 /** Default idle poll interval without a listener, and re-check interval behind busy keys. */
 export const DEFAULT_POLL_INTERVAL_MS = 1000;
+/** Default idle poll interval on the emulator, where `listen: 'auto'` polls. */
+export const DEFAULT_EMULATOR_POLL_INTERVAL_MS = 250;
 /** Default safety sweep of a listening idle worker. */
 export const DEFAULT_SWEEP_INTERVAL_MS = 5 * 60_000;
 /** Default grace period of `stop()`: fits inside Cloud Run's 10 s between SIGTERM and SIGKILL. */
@@ -34,7 +36,7 @@ export const managerOptionsSchema = z.object({
   failedRetentionMs: z.number().finite().min(0).optional(),
   pollIntervalMs: z.number().finite().min(10).optional(),
   sweepIntervalMs: z.number().finite().min(10).optional(),
-  listen: z.boolean().optional(),
+  listen: z.union([z.boolean(), z.literal('auto')]).optional(),
   workerId: z.string().min(1).max(200).optional(),
   maxClockSkewMs: z.number().finite().min(0).max(3_600_000).optional(),
   callTimeoutMs: z.number().finite().min(100).optional(),

@@ -61,7 +61,8 @@ export async function startWorkerProcess(env: string, ledger: string, settings: 
 
 /** A manager on a fresh environment (unless given), polling fast, stopped after the test. */
 export function makeManager(firestore: Firestore, options: Partial<OnceTaskManagerOptions> = {}): OnceTaskManager {
-  const manager = new OnceTaskManager({ firestore, env: uniqueEnv(), collection: TEST_COLLECTION, pollIntervalMs: 50, ...options });
+  // The tests were written for listening workers: on the emulator 'auto' would poll.
+  const manager = new OnceTaskManager({ firestore, env: uniqueEnv(), collection: TEST_COLLECTION, pollIntervalMs: 50, listen: true, ...options });
   live.add(manager);
   return manager;
 }

@@ -9,7 +9,7 @@ import { OnceTaskManager } from '../../src/index.js';
 import { jobTask, keyedTask } from '../tasks.js';
 
 const db = new Firestore({ projectId: 'demo-oncetask' });
-const manager = new OnceTaskManager({ firestore: db, collection: process.env.ONCE_TASK_COLLECTION, pollIntervalMs: Number(process.env.POLL_MS ?? 50) });
+const manager = new OnceTaskManager({ firestore: db, collection: process.env.ONCE_TASK_COLLECTION, pollIntervalMs: Number(process.env.POLL_MS ?? 50), listen: process.env.LISTEN !== '0' });
 const ledger = db.collection(process.env.LEDGER ?? 'ledger');
 
 /** Ledger writes still in flight: SIGTERM waits for them before the process exits. */
