@@ -339,6 +339,10 @@ const t1 = await tricklePhase(db, 1, TRICKLE_TASKS, TRICKLE_RATE, procSettings);
 const t4 = await tricklePhase(db, 4, TRICKLE_TASKS, TRICKLE_RATE, procSettings);
 row(`trickle ${TRICKLE_RATE}/s, 1 listening process: ops per task`, t1.opsPerTask.toFixed(2), `listener reads/task ${t1.listenerReadsPerTask.toFixed(2)}`);
 row(`trickle ${TRICKLE_RATE}/s, 4 listening processes: ops per task`, t4.opsPerTask.toFixed(2), `listener reads/task ${t4.listenerReadsPerTask.toFixed(2)}; conflicts/task ${t4.conflictRate.toFixed(2)}`);
+const devPolling = await createWhileListeningPhase(db, 2, N, { ...procSettings, listen: false });
+const devAuto = await createWhileListeningPhase(db, 2, N, { ...procSettings, listen: 'auto' });
+const devListening = await createWhileListeningPhase(db, 2, LISTENING_TASKS, procSettings);
+row(`2 processes x 3 kinds, createMany ${N} → all run (s)`, devAuto.totalSeconds.toFixed(1), `listen: false ${devPolling.totalSeconds.toFixed(1)}; listen: true ${devListening.totalSeconds.toFixed(1)} for ${LISTENING_TASKS} tasks`);
 const { wake, lateness } = await wakeAndSchedule();
 row('cross-process wake latency p50 / p99 (ms)', `${quantile(wake, 0.5).toFixed(1)} / ${quantile(wake, 0.99).toFixed(1)}`, '1-minute poll in the Go original');
 row('scheduled pick-up lateness p50 (ms)', quantile(lateness, 0.5).toFixed(1), `p99 ${quantile(lateness, 0.99).toFixed(1)}`);
@@ -373,6 +377,10 @@ const result = {
   opsPerTaskSharded4Procs: round(s4.opsPerTask),
   opsPerTaskTrickle: round(t1.opsPerTask),
   opsPerTask4Procs: round(t4.opsPerTask),
+  localDevSeconds: round(devAuto.totalSeconds, 1),
+  localDevPollingSeconds: round(devPolling.totalSeconds, 1),
+  listenersRatio: round(devAuto.totalSeconds / devPolling.totalSeconds),
+  localDevListeningSecondsFor300: round(devListening.totalSeconds, 1),
   capacityShardsNeeded: capacity.shardsNeeded,
   capacityVerdict: capacity.verdict,
   createPerSec: round(created.lib, 1),
