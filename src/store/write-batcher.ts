@@ -112,8 +112,8 @@ interface PendingCommit {
 /**
  * Groups atomic multi-document commits (a keyed task's claim with its key lock, an outcome with
  * the lock's release) issued in the same turn of the event loop into one commit (with write
- * batching on; off, each goes alone). A `BulkWriter` cannot carry them (it is not atomic), but one commit of
- * several pairs keeps each pair atomic: all of it lands or none. If the grouped commit is
+ * batching on; off, each goes alone). A `BulkWriter` cannot carry them (it is not atomic), but
+ * one commit of several pairs keeps each pair atomic: all of it lands or none. If the grouped commit is
  * refused (one pair's precondition failed, and so all of it was), every pair is sent again
  * alone, so a lost race still costs that pair only; if its outcome is unknown, each pair is
  * resolved by its witness like a commit of its own.
