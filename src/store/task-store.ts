@@ -12,6 +12,7 @@ import { CommitGrouper, DEFAULT_WRITE_BATCHING, WriteBatcher, type WriteBatching
 import { QueryBuilder } from './query-builder.js';
 import { Shards } from './shards.js';
 import { TaskListing } from './task-listing.js';
+import { watchQueueHead, type HeadCallback } from './head-listener.js';
 
 /**
  * The one place that talks to Firestore about tasks. Everything else asks the store; nothing
@@ -248,52 +249,10 @@ export class TaskStore {
 
   /**
    * Listens to the head of a kind's queue (the next task to come due, a running one's lease
-   * expiry included). Calls `onHead` on every change with its due time (null: empty queue) and
-   * the task itself, or the document apart if it is malformed (a bad due time, say, which no
-   * claim query would ever return), and `onError` if the listener dies. Returns the unsubscribe
-   * function. A sharded queue takes one listener per group of shards (Firestore's disjunction
-   * limit), and the head is the earliest of theirs.
+   * expiry included); see {@link watchQueueHead}. Returns the unsubscribe function.
    */
-  watchHead(
-    kind: string,
-    statuses: readonly TaskStatus[],
-    onHead: (dueAt: Date | null, head: VersionedTask | null, malformed: MalformedDocument | null) => void,
-    onError: (err: Error) => void,
-  ): () => void {
-    const groups = this.queries.wholeQueue(statuses.length);
-    const heads: (VersionedTask | null)[] = groups.map(() => null);
-    const unsubscribes: (() => void)[] = [];
-    let failed = false;
-    const stopAll = (): void => unsubscribes.forEach((u) => u());
-    groups.forEach((shard, i) => {
-      let first = true;
-      unsubscribes.push(
-        this.queries
-          .build('nextDue', { env: this.env, kind, status: [...statuses] }, { shard })
-          .limit(1)
-          .onSnapshot(
-            (snap) => {
-              // Billed: the initial result (at least one read), then each document entering or changing.
-              const changed = snap.docChanges().filter((c) => c.type !== 'removed').length;
-              this.ops.listener(first ? Math.max(1, snap.size) : changed);
-              first = false;
-              const doc = snap.docs[0];
-              const decoded = doc ? this.decode(doc.data()) : null;
-              heads[i] = doc && decoded?.ok ? { docId: doc.id, task: decoded.task, updateTime: doc.updateTime } : null;
-              const malformed = doc && decoded && !decoded.ok ? { docId: doc.id, reason: decoded.reason, updateTime: doc.updateTime } : null;
-              const head = heads.reduce<VersionedTask | null>((min, h) => (h !== null && (min === null || byQueueOrder(h, min) < 0) ? h : min), null);
-              onHead(head?.task.waitUntil ?? null, head, malformed);
-            },
-            (err) => {
-              if (failed) return;
-              failed = true;
-              stopAll();
-              onError(err);
-            },
-          ),
-      );
-    });
-    return stopAll;
+  watchHead(kind: string, statuses: readonly TaskStatus[], onHead: HeadCallback, onError: (err: Error) => void): () => void {
+    return watchQueueHead(this, kind, statuses, onHead, onError);
   }
 
   /** One resource key's tasks in the given statuses, in queue order. */
@@ -436,6 +395,6 @@ interface CursorBox {
 }
 
 /** Queue order: due time, then creation order. */
-function byQueueOrder(a: VersionedTask, b: VersionedTask): number {
+export function byQueueOrder(a: VersionedTask, b: VersionedTask): number {
   return a.task.waitUntil.getTime() - b.task.waitUntil.getTime() || a.task.seq - b.task.seq;
 }
