@@ -219,7 +219,10 @@ export class KindWorker<S extends z.ZodType> {
         // Idle. Listening: the listener wakes us when work comes due; poll only past busy keys
         // (another process frees them without touching our queue's head) and sweep now and then.
         if (listen && !this.stopping) this.watcher.start(); // never after stop(): the client may be gone
-        const cap = blocked || !listen ? pollIntervalMs : sweepIntervalMs;
+        // After a round that trusted the listener with the rest of the queue, look once more
+        // within pollIntervalMs anyway: a listener that stalls (a black-holed connection) would
+        // otherwise leave due tasks waiting for the sweep.
+        const cap = blocked || !listen || handOversOnly ? pollIntervalMs : sweepIntervalMs;
         const untilDue = nextDueAt === null ? Infinity : nextDueAt - this.settings.clock();
         await this.sleep(Math.min(cap, untilDue));
       } catch (err) {
