@@ -226,22 +226,24 @@ async function backlogRate(pending: number, measure: number): Promise<number> {
   return measure / ((t1 - t0) / 1000);
 }
 
+/** Prints the run's JSON line, stops the emulator and exits. */
+async function finish(result: object): Promise<never> {
+  await db.terminate();
+  await emulator.stop();
+  console.log(JSON.stringify(result));
+  process.exit(0);
+}
+
 const ONLY = process.env.BENCH_ONLY; // e.g. "backlog": run that measurement alone
 if (ONLY === 'backlog') {
   const small = await backlogRate(1000, 1000);
   const big = await backlogRate(BACKLOG, 1000);
-  console.log(JSON.stringify({ backlogPerSec: round(big, 1), smallBacklogPerSec: round(small, 1), backlogRatio: round(big / small) }));
-  await db.terminate();
-  await emulator.stop();
-  process.exit(0);
+  await finish({ backlogPerSec: round(big, 1), smallBacklogPerSec: round(small, 1), backlogRatio: round(big / small) });
 }
 if (ONLY === 'keyed') {
   const lib = await library(N, 0);
   const keyed = await library(N, 100);
-  console.log(JSON.stringify({ libraryPerSec: round(lib.perSec, 1), keyedPerSec: round(keyed.perSec, 1), keyedRatio: round(keyed.perSec / lib.perSec) }));
-  await db.terminate();
-  await emulator.stop();
-  process.exit(0);
+  await finish({ libraryPerSec: round(lib.perSec, 1), keyedPerSec: round(keyed.perSec, 1), keyedRatio: round(keyed.perSec / lib.perSec) });
 }
 const soakArg = process.argv.indexOf('--soak');
 if (soakArg > 0) {
@@ -257,30 +259,21 @@ if (soakArg > 0) {
     documents: xs[xs.length - 1]!.documents,
     heapGrowthMiB: xs[xs.length - 1]!.heapMiB - xs[0]!.heapMiB,
   });
-  console.log(JSON.stringify({ soakMinutes: minutes, keep: summary(keep), deleteAtOnce: summary(drop) }));
-  await db.terminate();
-  await emulator.stop();
-  process.exit(0);
+  await finish({ soakMinutes: minutes, keep: summary(keep), deleteAtOnce: summary(drop) });
 }
 if (ONLY === 'batch') {
   const base = await baseline(N);
   const batched = await library(N, 0, BATCH_CONCURRENCY);
   const keyed = await library(N, 1000, BATCH_CONCURRENCY);
   const sharded = await library(N, 0, BATCH_CONCURRENCY, 8);
-  console.log(JSON.stringify({ baselinePerSec: round(base.perSec, 1), batchPerSec: round(batched.perSec, 1), batchRatio: round(batched.perSec / base.perSec), keyed1000Ratio: round(keyed.perSec / batched.perSec), shardedRatio: round(sharded.perSec / batched.perSec), opsPerTask: round(batched.opsPerTask) }));
-  await db.terminate();
-  await emulator.stop();
-  process.exit(0);
+  await finish({ baselinePerSec: round(base.perSec, 1), batchPerSec: round(batched.perSec, 1), batchRatio: round(batched.perSec / base.perSec), keyed1000Ratio: round(keyed.perSec / batched.perSec), shardedRatio: round(sharded.perSec / batched.perSec), opsPerTask: round(batched.opsPerTask) });
 }
 if (ONLY === 'listeners') {
   const settings = { project: PROJECT, concurrency: CONCURRENCY };
   const polling = await createWhileListeningPhase(db, 2, N, { ...settings, listen: false });
   const auto = await createWhileListeningPhase(db, 2, N, { ...settings, listen: 'auto' });
   const listening = await createWhileListeningPhase(db, 2, LISTENING_TASKS, settings);
-  console.log(JSON.stringify({ polling, auto, listenersRatio: round(auto.totalSeconds / polling.totalSeconds), listening, listeningTasks: LISTENING_TASKS }));
-  await db.terminate();
-  await emulator.stop();
-  process.exit(0);
+  await finish({ polling, auto, listenersRatio: round(auto.totalSeconds / polling.totalSeconds), listening, listeningTasks: LISTENING_TASKS });
 }
 if (ONLY === 'procs') {
   const settings = { project: PROJECT, concurrency: CONCURRENCY };
@@ -288,26 +281,17 @@ if (ONLY === 'procs') {
   const p2 = await backlogPhase(db, 2, N, settings);
   const p4 = await backlogPhase(db, 4, N, settings);
   const s4 = await backlogPhase(db, 4, N, { ...settings, shards: 8 });
-  console.log(JSON.stringify({ p1, p2, p4, s4, procs2Ratio: round(p2.perSec / p1.perSec), procs4Ratio: round(p4.perSec / p1.perSec), sharded4Ratio: round(s4.perSec / p1.perSec) }));
-  await db.terminate();
-  await emulator.stop();
-  process.exit(0);
+  await finish({ p1, p2, p4, s4, procs2Ratio: round(p2.perSec / p1.perSec), procs4Ratio: round(p4.perSec / p1.perSec), sharded4Ratio: round(s4.perSec / p1.perSec) });
 }
 if (ONLY === 'trickle') {
   const settings = { project: PROJECT, concurrency: CONCURRENCY };
   const t1 = await tricklePhase(db, 1, TRICKLE_TASKS, TRICKLE_RATE, settings);
   const t4 = await tricklePhase(db, 4, TRICKLE_TASKS, TRICKLE_RATE, settings);
-  console.log(JSON.stringify({ t1, t4 }));
-  await db.terminate();
-  await emulator.stop();
-  process.exit(0);
+  await finish({ t1, t4 });
 }
 if (ONLY === 'wake') {
   const { wake, lateness } = await wakeAndSchedule();
-  console.log(JSON.stringify({ wakeP50Ms: round(quantile(wake, 0.5), 1), wakeP99Ms: round(quantile(wake, 0.99), 1), scheduledLatenessP50Ms: round(quantile(lateness, 0.5), 1) }));
-  await db.terminate();
-  await emulator.stop();
-  process.exit(0);
+  await finish({ wakeP50Ms: round(quantile(wake, 0.5), 1), wakeP99Ms: round(quantile(wake, 0.99), 1), scheduledLatenessP50Ms: round(quantile(lateness, 0.5), 1) });
 }
 console.log(`oncetask bench: ${N} tasks, concurrency ${CONCURRENCY}, emulator ${emulator.host}`);
 console.log(`  ${'measure'.padEnd(52)} ${'library'.padStart(14)}   baseline`);
@@ -396,7 +380,4 @@ const result = {
   smallBacklogPerSec: round(small, 1),
   backlogRatio: round(big / small),
 };
-await db.terminate();
-await emulator.stop();
-console.log(JSON.stringify(result));
-process.exit(0);
+await finish(result);

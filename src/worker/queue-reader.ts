@@ -3,7 +3,7 @@ import type { Clock } from '../clock.js';
 import type { Lease } from '../lease/lease.js';
 import type { LeaseProtocol } from '../lease/protocol.js';
 import type { OnceTaskLogger } from '../logger.js';
-import type { ClaimCursor, TaskStore, VersionedLock, VersionedTask } from '../store/task-store.js';
+import { byQueueOrder, type ClaimCursor, type TaskStore, type VersionedLock, type VersionedTask } from '../store/task-store.js';
 
 /**
  * How a worker reads its queue: a page of due tasks at a time (growing while queries are slow),
@@ -156,9 +156,7 @@ export class QueueReader {
     if (after === undefined && (short || started - this.othersCheckedAt >= this.othersInterval)) {
       this.othersCheckedAt = started;
       const others = await store.findClaimable(this.kind, ['running', 'cancelling'], new Date(this.clock()), limit);
-      tasks = [...others.tasks, ...tasks].sort(
-        (a, b) => a.task.waitUntil.getTime() - b.task.waitUntil.getTime() || a.task.seq - b.task.seq,
-      );
+      tasks = [...others.tasks, ...tasks].sort(byQueueOrder);
       malformed = [...malformed, ...others.malformed];
     }
     for (const bad of malformed) void this.reportMalformed(bad.docId, bad.updateTime, bad.reason);
