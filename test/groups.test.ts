@@ -75,6 +75,23 @@ describe('handleGroup', () => {
     expect(calls).toBe(2);
   });
 
+  it('retries a group that failed together as one group, even when time passes between its tasks\' outcomes', async () => {
+    // On a loaded machine the clock moves on between one task's retry decision and the next.
+    // Here each decision moves it 40 ms; the group must still come back as one.
+    let offset = 0;
+    const m = makeManager(db, { clock: () => Date.now() + offset });
+    await m.createMany(keyedTask, [1, 2, 3].map((n) => ({ n, key: 'k' })));
+    const batches: number[] = [];
+    m.handleGroup(keyedTask, (tasks) => {
+      batches.push(tasks.length);
+      if (batches.length === 1) throw new Error('smtp down');
+    }, { retry: { shouldRetry: (attempt) => attempt < 2, nextDelayMs: () => { offset += 40; return 150; } } });
+    m.start();
+    const tasks = await ended(m, 3);
+    for (const t of tasks) expect(t).toMatchObject({ status: 'succeeded', attempts: 2 });
+    expect(batches).toEqual([3, 3]);
+  });
+
   it('refuses a result array of the wrong length as a failure of every task', async () => {
     const m = makeManager(db);
     await m.createMany(keyedTask, [1, 2].map((n) => ({ n, key: 'k' })));

@@ -157,7 +157,9 @@ export class Execution<S extends z.ZodType> {
       perTask = helds.map(() => ({ kind: 'error', err }));
     }
     // Per task, each fenced by its own version: a deleted or taken-over task does not affect the others.
-    await Promise.all(helds.map((held, i) => this.settle(this.recordRun(lease, held, perTask[i]!, log), log)));
+    // One reading of the clock for all: tasks that failed together become due together and regroup.
+    const endedAt = this.s.now();
+    await Promise.all(helds.map((held, i) => this.settle(this.recordRun(lease, held, perTask[i]!, log, endedAt), log)));
   }
 
   private async runCancel(lease: Lease, item: Item<z.output<S>>, controller: AbortController, keeper: LeaseKeeper, log: OnceTaskLogger): Promise<void> {
@@ -206,8 +208,8 @@ export class Execution<S extends z.ZodType> {
     return false;
   }
 
-  /** Writes one run-mode task's outcome. */
-  private async recordRun(lease: Lease, held: HeldTask, outcome: Outcome, log: OnceTaskLogger): Promise<void> {
+  /** Writes one run-mode task's outcome; a retry is planned from `endedAt` (default: now). */
+  private async recordRun(lease: Lease, held: HeldTask, outcome: Outcome, log: OnceTaskLogger, endedAt?: number): Promise<void> {
     const { protocol } = this.s;
     if (outcome.kind === 'ok') {
       // A task that completed ends succeeded, even if cancellation arrived meanwhile.
@@ -238,13 +240,13 @@ export class Execution<S extends z.ZodType> {
       log.info({ taskId: held.taskId }, 'oncetask: task cancelled while running');
       return;
     }
-    await this.recordFailure(lease, held, err, this.s.options.retry, log);
+    await this.recordFailure(lease, held, err, this.s.options.retry, log, endedAt ?? this.s.now());
   }
 
-  private async recordFailure(lease: Lease, held: HeldTask, err: Error, policy: RetryPolicy, log: OnceTaskLogger): Promise<void> {
+  private async recordFailure(lease: Lease, held: HeldTask, err: Error, policy: RetryPolicy, log: OnceTaskLogger, endedAt: number): Promise<void> {
     const decision = decideRetry(policy, held.attempt, err);
     if (decision.retry) {
-      const retryAt = new Date(this.s.now() + decision.delayMs);
+      const retryAt = new Date(endedAt + decision.delayMs);
       log.warn({ err, taskId: held.taskId, retryAt }, 'oncetask: attempt failed; will retry');
       await this.bounded(this.s.protocol.fail(lease, held, err, { retryAt }));
     } else {
