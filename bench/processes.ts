@@ -67,9 +67,12 @@ async function stopChildren(children: readonly Child[]): Promise<void> {
 }
 
 /** Sums the children's reports. */
-async function reportAll(children: readonly Child[]): Promise<{ ops: number; started: number; refused: number; listenerReads: number }> {
+async function reportAll(children: readonly Child[]): Promise<{ ops: number; started: number; refused: number; listenerReads: number; queries: number; writes: number; queryReads: number }> {
   const reports = await Promise.all(children.map((c) => c.report()));
   return {
+    queries: reports.reduce((s, r) => s + r.stats.queries, 0),
+    queryReads: reports.reduce((s, r) => s + r.stats.reads - r.stats.listenerReads, 0),
+    writes: reports.reduce((s, r) => s + r.stats.writes + r.stats.deletes, 0),
     ops: reports.reduce((s, r) => s + sumOps(r.stats), 0),
     started: reports.reduce((s, r) => s + r.started, 0),
     refused: reports.reduce((s, r) => s + r.stats.refusedWrites, 0),
@@ -96,6 +99,12 @@ export interface PhaseResult {
   opsPerTask: number;
   /** Of those, listener reads per task. */
   listenerReadsPerTask: number;
+  /** Queries per task (each billed at least one read), every process's. */
+  queriesPerTask: number;
+  /** Reads per task other than listener deliveries (queries and lookups), every process's. */
+  otherReadsPerTask: number;
+  /** Writes and deletes per task by the workers (the create not included). */
+  workerWritesPerTask: number;
 }
 
 /**
@@ -122,6 +131,9 @@ export async function backlogPhase(db: Firestore, procs: number, count: number, 
     conflictRate: (after.refused - before.refused) / count,
     opsPerTask: ops / count,
     listenerReadsPerTask: (after.listenerReads - before.listenerReads) / count,
+    queriesPerTask: (after.queries - before.queries) / count,
+    otherReadsPerTask: (after.queryReads - before.queryReads) / count,
+    workerWritesPerTask: (after.writes - before.writes) / count,
   };
 }
 
@@ -155,6 +167,9 @@ export async function tricklePhase(db: Firestore, procs: number, count: number, 
     conflictRate: (after.refused - before.refused) / count,
     opsPerTask: ops / count,
     listenerReadsPerTask: (after.listenerReads - before.listenerReads) / count,
+    queriesPerTask: (after.queries - before.queries) / count,
+    otherReadsPerTask: (after.queryReads - before.queryReads) / count,
+    workerWritesPerTask: (after.writes - before.writes) / count,
   };
 }
 

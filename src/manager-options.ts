@@ -48,6 +48,17 @@ export interface OnceTaskManagerOptions {
    */
   listen?: boolean | 'auto';
   /**
+   * With listening workers, one process per kind listens at a time: it holds the kind's
+   * listener role, a lease of this many ms on a document in `<collection>_keys`, renewed every
+   * third of it. So a new task costs one listener read however many processes run the kind.
+   * The others watch the role document only (a read per renewal) and take the role over when its
+   * holder stops, stays full for 250 ms (new work should go to an idle process), or dies — then
+   * after this lease, which bounds how long new work and expired leases wait after a holder is
+   * killed. `0`: no role, every idle process listens (and reads every head change). Default
+   * 30000 (at least 1000 when not 0).
+   */
+  listenerRoleMs?: number;
+  /**
    * Without a listener: the longest idle sleep between looks at the queue. With one: how often
    * a worker re-checks while due tasks wait behind resource keys busy in other processes.
    * Default 1000 ms.

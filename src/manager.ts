@@ -15,6 +15,7 @@ import {
   DEFAULT_EMULATOR_POLL_INTERVAL_MS,
   DEFAULT_POLL_INTERVAL_MS,
   DEFAULT_SWEEP_INTERVAL_MS,
+  DEFAULT_LISTENER_ROLE_MS,
   DEFAULT_RETENTION_MS,
   managerOptionsSchema,
   parseOptions,
@@ -59,6 +60,7 @@ export class OnceTaskManager {
   private readonly pollIntervalMs: number;
   private readonly sweepIntervalMs: number;
   private readonly listen: boolean;
+  private readonly listenerRoleMs: number;
   private readonly workers = new Map<string, KindWorker<z.ZodType>>();
   private started = false;
 
@@ -80,6 +82,7 @@ export class OnceTaskManager {
     const auto = parsed.listen === 'auto' || parsed.listen === undefined;
     const onEmulator = Boolean(process.env.FIRESTORE_EMULATOR_HOST);
     this.listen = auto ? !onEmulator : parsed.listen === true;
+    this.listenerRoleMs = parsed.listenerRoleMs ?? DEFAULT_LISTENER_ROLE_MS;
     this.pollIntervalMs = parsed.pollIntervalMs ?? (auto && onEmulator ? DEFAULT_EMULATOR_POLL_INTERVAL_MS : DEFAULT_POLL_INTERVAL_MS);
     this.logger = (logger ?? defaultLogger()).child({ env: this.env, workerId: this.workerId });
     this.clock = clock ?? systemClock;
@@ -230,6 +233,7 @@ export class OnceTaskManager {
         pollIntervalMs: this.pollIntervalMs,
         sweepIntervalMs: this.sweepIntervalMs,
         listen: this.listen,
+        listenerRoleMs: this.listenerRoleMs,
         retentionMs: this.retention.retentionMs,
         clock: this.clock,
         maxClockSkewMs: this.maxClockSkewMs,

@@ -20,6 +20,8 @@ export const DEFAULT_POLL_INTERVAL_MS = 1000;
 export const DEFAULT_EMULATOR_POLL_INTERVAL_MS = 250;
 /** Default safety sweep of a listening idle worker. */
 export const DEFAULT_SWEEP_INTERVAL_MS = 5 * 60_000;
+/** Default lease of a kind's listener role (one listening process per kind). */
+export const DEFAULT_LISTENER_ROLE_MS = 30_000;
 /** Default grace period of `stop()`: fits inside Cloud Run's 10 s between SIGTERM and SIGKILL. */
 export const DEFAULT_GRACE_MS = 5000;
 
@@ -37,6 +39,7 @@ export const managerOptionsSchema = z.object({
   pollIntervalMs: z.number().finite().min(10).optional(),
   sweepIntervalMs: z.number().finite().min(10).optional(),
   listen: z.union([z.boolean(), z.literal('auto')]).optional(),
+  listenerRoleMs: z.union([z.literal(0), z.number().finite().min(1000).max(3_600_000)]).optional(),
   workerId: z.string().min(1).max(200).optional(),
   maxClockSkewMs: z.number().finite().min(0).max(3_600_000).optional(),
   callTimeoutMs: z.number().finite().min(100).optional(),

@@ -31,12 +31,15 @@ describe('several worker processes', () => {
     const producer = makeManager(db);
     const ledger = `ledger-${producer.env}`;
     const leaseMs = 1500;
-    const doomed = await startWorkerProcess(producer.env, ledger, { LEASE_MS: String(leaseMs) });
+    // The killed process held the listener role too: its successor takes the role (and with it
+    // the queue listener that reports the expired lease) once the role's lease runs out.
+    const settings = { LEASE_MS: String(leaseMs), LISTENER_ROLE_MS: '2000' };
+    const doomed = await startWorkerProcess(producer.env, ledger, settings);
     await producer.create(jobTask, { n: 1, sleepMs: 1000 });
     await waitFor(async () => (await readLedger(ledger)).length === 1, { message: 'first attempt started' });
     doomed.kill('SIGKILL');
     await once(doomed, 'exit');
-    await startWorkerProcess(producer.env, ledger, { LEASE_MS: String(leaseMs) });
+    await startWorkerProcess(producer.env, ledger, settings);
     const task = await waitFor(async () => {
       const t = await producer.get('job-1');
       return t?.status === 'succeeded' ? t : undefined;

@@ -310,7 +310,7 @@ describe('an unreachable backend', () => {
       locks: { readLocks: async () => new Map() },
     };
     const worker = new KindWorker(
-      { store: store as never, protocol: {} as never, logger, listen: false, pollIntervalMs: 60_000, sweepIntervalMs: 60_000, retentionMs: 1000, clock: Date.now, maxClockSkewMs: 0 },
+      { store: store as never, protocol: {} as never, logger, listen: false, listenerRoleMs: 0, pollIntervalMs: 60_000, sweepIntervalMs: 60_000, retentionMs: 1000, clock: Date.now, maxClockSkewMs: 0 },
       jobTask,
       { mode: 'single', handler: () => undefined, onCancel: undefined },
       { retry: noRetry(), cancelRetry: noRetry(), leaseMs: 1000, concurrency: 1, timeoutMs: undefined, maxBatchSize: 1 },

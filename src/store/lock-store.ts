@@ -39,6 +39,37 @@ export class LockStore {
     return createHash('sha256').update(this.env).update('\u0000').update(kind).update('\u0000').update(resourceKey).digest('hex').slice(0, 40);
   }
 
+  /**
+   * Document ID of a kind's listener role (see `ListenerRole`): prefixed, so it can never equal a
+   * key lock's ID (those are bare hex).
+   */
+  roleDocId(kind: string): string {
+    return `listener-${createHash('sha256').update(this.env).update('\u0000').update(kind).digest('hex').slice(0, 40)}`;
+  }
+
+  /** Reads a kind's listener role document with its version (`lock` null when absent or malformed). */
+  async readRole(kind: string): Promise<VersionedLock> {
+    const docId = this.roleDocId(kind);
+    const snap = await withDeadline(this.ref(docId).get(), this.callTimeoutMs, 'read listener role');
+    this.ops.read();
+    return { docId, lock: snap.exists ? this.decode(snap.data()) : null, updateTime: snap.exists ? snap.updateTime! : null };
+  }
+
+  /**
+   * Listens to a kind's listener role document: `onChange` with each new version (billed one
+   * read each), `onError` if the listener dies. Returns the unsubscribe function.
+   */
+  watchRole(kind: string, onChange: (role: VersionedLock) => void, onError: (err: Error) => void): () => void {
+    const docId = this.roleDocId(kind);
+    return this.ref(docId).onSnapshot(
+      (snap) => {
+        this.ops.listener(1);
+        onChange({ docId, lock: snap.exists ? this.decode(snap.data()) : null, updateTime: snap.exists ? snap.updateTime! : null });
+      },
+      onError,
+    );
+  }
+
   /** The lock document's reference. */
   ref(docId: string): DocumentReference {
     return this.locks.doc(docId);

@@ -12,6 +12,7 @@ import { QueueReader } from './queue-reader.js';
 import { pickCandidates, type Pick } from './candidates.js';
 import { watchSlow, within } from './timing.js';
 import { QueueWatcher } from './queue-watcher.js';
+import { ListenerRole } from './listener-role.js';
 import { Spawner } from '../spawner.js';
 import type { ClaimCursor, TaskStore, VersionedLock, VersionedTask } from '../store/task-store.js';
 import { CLAIMABLE_STATUSES } from '../task-document.js';
@@ -30,6 +31,8 @@ export interface WorkerSettings {
   logger: OnceTaskLogger;
   /** Wake up through a listener on the queue head instead of polling. */
   listen: boolean;
+  /** With `listen`: the lease of the kind's listener role (one listening process at a time, see {@link ListenerRole}); 0: every process listens. */
+  listenerRoleMs: number;
   /** Without a listener: longest idle sleep. With one: re-check interval while due tasks wait behind busy keys. */
   pollIntervalMs: number;
   /** With a listener: longest idle sleep (a safety sweep for anything the listener missed). */
@@ -57,6 +60,8 @@ const SHUTDOWN_WRITE_ALLOWANCE_MS = 2000;
 const MAX_PAGES_PER_ROUND = 10;
 /** How long a worker stays full before it detaches its queue listener. */
 const LISTENER_OFF_WHEN_FULL_MS = 10_000;
+/** How long the holder of the listener role stays full before it gives the role to an idle process. */
+const ROLE_OFF_WHEN_FULL_MS = 250;
 
 
 export class KindWorker<S extends z.ZodType> {
@@ -64,6 +69,8 @@ export class KindWorker<S extends z.ZodType> {
   private readonly execution: Execution<S>;
   private readonly spawner: Spawner;
   private readonly watcher: QueueWatcher;
+  /** The kind's listener role, when one process per kind listens. */
+  private readonly role: ListenerRole | null;
   private readonly reader: QueueReader;
   private readonly expiry: ExpiredLeases;
   private stopping = false;
@@ -109,6 +116,9 @@ export class KindWorker<S extends z.ZodType> {
       settings.clock,
       settings.maxClockSkewMs,
     );
+    this.role = settings.listen && settings.listenerRoleMs > 0
+      ? new ListenerRole(settings.store, def.kind, settings.protocol.workerId, settings.clock, settings.maxClockSkewMs, this.log, () => this.wake(), settings.listenerRoleMs)
+      : null;
   }
 
   /** Whether this kind has an `onCancel` handler. */
@@ -162,6 +172,8 @@ export class KindWorker<S extends z.ZodType> {
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
     clearTimeout(this.jitterTimer);
+    // Give the listener role up first, so another process takes new work over at once.
+    const roleReleased = this.role?.stop() ?? Promise.resolve();
     this.wake();
     const graceEnds = Date.now() + graceMs;
     // The loop exits as soon as its current look at the queue returns (a claim made meanwhile is
@@ -170,7 +182,7 @@ export class KindWorker<S extends z.ZodType> {
     await within(Promise.all([...this.running.values()].map((r) => r.done)), graceEnds - Date.now());
     this.writeDeadline = Date.now() + SHUTDOWN_WRITE_ALLOWANCE_MS;
     for (const run of this.running.values()) run.controller.abort(new ShutdownError());
-    await within(Promise.all([...this.running.values()].map((r) => r.done)), SHUTDOWN_WRITE_ALLOWANCE_MS);
+    await within(Promise.all([...this.running.values(), { done: roleReleased }].map((r) => r.done)), SHUTDOWN_WRITE_ALLOWANCE_MS);
   }
 
   private sleep(ms: number): Promise<void> {
@@ -202,14 +214,27 @@ export class KindWorker<S extends z.ZodType> {
         // (Not at once: attaching and detaching listeners in quick succession is itself costly,
         // and makes the emulator fail writes.)
         fullSince ??= Date.now();
-        if (Date.now() - fullSince >= LISTENER_OFF_WHEN_FULL_MS) this.watcher.stop();
-        await this.sleep(Math.min(sweepIntervalMs, LISTENER_OFF_WHEN_FULL_MS));
+        const fullFor = Date.now() - fullSince;
+        if (this.role?.holding && fullFor >= ROLE_OFF_WHEN_FULL_MS) {
+          // New work should go to an idle process: hand the listener role over.
+          this.watcher.stop();
+          await this.role.release();
+        }
+        if (fullFor >= LISTENER_OFF_WHEN_FULL_MS) this.watcher.stop();
+        const recheck = this.role?.holding ? ROLE_OFF_WHEN_FULL_MS - fullFor : LISTENER_OFF_WHEN_FULL_MS;
+        await this.sleep(Math.min(sweepIntervalMs, Math.max(50, recheck)));
         continue;
       }
       fullSince = null;
       try {
-        const { claimed, conflicts, nextDueAt, blocked, drained, handOversOnly } = await this.watchedRound(free, spread, !listen);
+        const { claimed, conflicts, nextDueAt, blocked, drained, handOversOnly, overflow } = await this.watchedRound(free, spread, !listen);
         errorBackoff = MIN_ERROR_BACKOFF_MS;
+        if (overflow && this.role?.holding) {
+          // More is due than we have slots for: give the listener role up, which wakes the idle
+          // processes (they watch the role), so they help with the backlog.
+          this.watcher.stop();
+          await this.role.release();
+        }
         spread = conflicts > 0;
         // The queue moved: look again at once — unless the listener is attached and either the
         // round's last look found nothing more due, or the round only took fresh heads the
@@ -218,7 +243,7 @@ export class KindWorker<S extends z.ZodType> {
         if ((claimed > 0 || conflicts > 0) && !listenerHasIt) continue;
         // Idle. Listening: the listener wakes us when work comes due; poll only past busy keys
         // (another process frees them without touching our queue's head) and sweep now and then.
-        if (listen && !this.stopping) this.watcher.start(); // never after stop(): the client may be gone
+        if (listen && !this.stopping) await this.listenIfOurs(); // never after stop(): the client may be gone
         // After a round that trusted the listener with the rest of the queue, look once more
         // within pollIntervalMs anyway: a listener that stalls (a black-holed connection) would
         // otherwise leave due tasks waiting for the sweep.
@@ -232,6 +257,16 @@ export class KindWorker<S extends z.ZodType> {
       }
     }
     this.watcher.stop();
+    await this.role?.stop();
+  }
+
+  /** Attaches the queue listener, if this process holds (or now takes) the kind's listener role. */
+  private async listenIfOurs(): Promise<void> {
+    if (this.role && !(await this.role.acquire())) {
+      this.watcher.stop();
+      return;
+    }
+    if (!this.stopping) this.watcher.start();
   }
 
   /** A claim round, watched for a backend that stops answering (see {@link watchSlow}). */
@@ -248,7 +283,7 @@ export class KindWorker<S extends z.ZodType> {
     free: number,
     spread: boolean,
     findNextDue: boolean,
-  ): Promise<{ claimed: number; conflicts: number; nextDueAt: number | null; blocked: boolean; drained: boolean; handOversOnly: boolean }> {
+  ): Promise<{ claimed: number; conflicts: number; nextDueAt: number | null; blocked: boolean; drained: boolean; handOversOnly: boolean; overflow: boolean }> {
     const { store } = this.settings;
     const seenKeys = new Set<string>();
     let claimed = 0;
@@ -262,6 +297,8 @@ export class KindWorker<S extends z.ZodType> {
     // listener will hand over the next one too, so no query follows (it would find nothing).
     const freshHandOvers = this.reader.lastTakeWasFreshHandOvers(this.settings.clock());
     let handOversOnly = false;
+    /** Claimable candidates were left over for lack of free slots. */
+    let overflow = false;
     const { clock, maxClockSkewMs } = this.settings;
     for (let page = 0; page < MAX_PAGES_PER_ROUND && claimed < free && !this.stopping; ) {
       const now = clock();
@@ -291,6 +328,7 @@ export class KindWorker<S extends z.ZodType> {
       // After a lost race, start at a random place so workers stop chasing the same documents.
       if (spread && picks.length > 1) picks.push(...picks.splice(0, Math.floor(Math.random() * picks.length)));
       const chosen = picks.slice(0, free - claimed);
+      overflow ||= picks.length > chosen.length;
       // Keep the rest for the next round (same-key candidates included: their key may be free by then).
       const keep = [...picks.slice(free - claimed).map((p) => p.candidate), ...tasks.filter((t) => t.task.resourceKey !== null && !picks.some((p) => p.candidate === t))];
       this.reader.keep(keep, fromBuffer ? (this.reader.bufferedAt ?? Date.now()) : Date.now());
@@ -338,10 +376,10 @@ export class KindWorker<S extends z.ZodType> {
       if (next === null || !skippedBusy) break; // more pages only while busy keys fill them
       after = next;
     }
-    if (claimed > 0 || conflicts > 0) return { claimed, conflicts, nextDueAt: null, blocked: false, drained, handOversOnly };
-    if (sawDue) return { claimed, conflicts, nextDueAt: busyUntil, blocked: true, drained, handOversOnly }; // all due work is behind busy keys
+    if (claimed > 0 || conflicts > 0) return { claimed, conflicts, nextDueAt: null, blocked: false, drained, handOversOnly, overflow };
+    if (sawDue) return { claimed, conflicts, nextDueAt: busyUntil, blocked: true, drained, handOversOnly, overflow }; // all due work is behind busy keys
     const nextDueAt = findNextDue ? ((await store.nextDueAt(this.def.kind, CLAIMABLE_STATUSES))?.getTime() ?? null) : null;
-    return { claimed, conflicts, nextDueAt, blocked: false, drained, handOversOnly };
+    return { claimed, conflicts, nextDueAt, blocked: false, drained, handOversOnly, overflow };
   }
 
   /** The task as held in this process (running, or its aborted handler has not returned yet), if it is. */

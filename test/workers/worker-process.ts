@@ -2,14 +2,14 @@
  * A worker process for the multi-process tests: runs `jobTask` or `keyedTask` (KIND) and
  * writes each handler start and end to a ledger collection outside the task documents.
  * Settings come from the env: ONCE_TASK_ENV, KIND, LEDGER (collection), LEASE_MS, GRACE_MS,
- * CONCURRENCY, POLL_MS, ONCE_TASK_COLLECTION.
+ * CONCURRENCY, POLL_MS, ONCE_TASK_COLLECTION, LISTEN (`0` polls), LISTENER_ROLE_MS.
  */
 import { Firestore } from '@google-cloud/firestore';
 import { OnceTaskManager } from '../../src/index.js';
 import { jobTask, keyedTask } from '../tasks.js';
 
 const db = new Firestore({ projectId: 'demo-oncetask' });
-const manager = new OnceTaskManager({ firestore: db, collection: process.env.ONCE_TASK_COLLECTION, pollIntervalMs: Number(process.env.POLL_MS ?? 50), listen: process.env.LISTEN !== '0' });
+const manager = new OnceTaskManager({ firestore: db, collection: process.env.ONCE_TASK_COLLECTION, pollIntervalMs: Number(process.env.POLL_MS ?? 50), listen: process.env.LISTEN !== '0', ...(process.env.LISTENER_ROLE_MS ? { listenerRoleMs: Number(process.env.LISTENER_ROLE_MS) } : {}) });
 const ledger = db.collection(process.env.LEDGER ?? 'ledger');
 
 /** Ledger writes still in flight: SIGTERM waits for them before the process exits. */

@@ -1,0 +1,191 @@
+import { randomUUID } from 'node:crypto';
+import type { DocumentData } from '@google-cloud/firestore';
+import type { Clock } from '../clock.js';
+import type { OnceTaskLogger } from '../logger.js';
+import type { TaskStore, VersionedLock } from '../store/task-store.js';
+import { isLockFree } from '../store/key-lock.js';
+
+/**
+ * The listener role of a kind: of all processes running the kind, one at a time listens to its
+ * queue head, so a new task costs one listener read however many processes wait for work (with
+ * every process listening, each would read every head change and race for it). The role is a
+ * lease on a document in `<collection>_keys`, taken with a conditional write and renewed every
+ * third of its length. The others watch that document only (a read per renewal); when the
+ * holder gives the role up (it stopped, or stayed full so an idle process should take over new
+ * work) or its lease runs out (it died), they are woken and one of them takes it.
+ *
+ * Nothing here is needed for correctness: claims are fenced on their own. Two holders at once
+ * (a holder partitioned away past its lease) only cost reads; no holder for a while (the
+ * holder died) delays new work by at most the role's lease, or until the next sweep.
+ */
+
+/** Field set by a release only: the witness of a release whose answer was lost. */
+const RELEASED_BY = 'releasedToken';
+
+export class ListenerRole {
+  /** Our token while we hold the role, and the version of our last write. */
+  private held: { token: string; version: VersionedLock['updateTime']; expiresAt: number } | null = null;
+  /** The role document as last seen while somebody else holds it. */
+  private seen: VersionedLock | null = null;
+  private unwatch: (() => void) | null = null;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly store: TaskStore,
+    private readonly kind: string,
+    private readonly workerId: string,
+    private readonly clock: Clock,
+    private readonly maxClockSkewMs: number,
+    private readonly log: OnceTaskLogger,
+    /** Called when the role may be ours for the taking (released or expired), or when we lost it. */
+    private readonly onChange: () => void,
+    /** How long the role is held without a renewal. */
+    private readonly leaseMs: number,
+  ) {}
+
+  /** Whether this process holds the role (by its own clock, with a safety margin). */
+  get holding(): boolean {
+    return this.held !== null && this.clock() < this.held.expiresAt - this.leaseMs / 6;
+  }
+
+  /**
+   * Whether this process should listen to the queue now: it holds the role, or took it just
+   * now because it was free. While somebody else holds it, watches the role document instead.
+   * On an error (Firestore not answering) answers true: listening costs reads, not correctness.
+   */
+  async acquire(): Promise<boolean> {
+    this.stopped = false;
+    if (this.holding) return true;
+    this.held = null;
+    try {
+      const current = this.seen ?? (await this.store.locks.readRole(this.kind));
+      if (!isLockFree(current.lock, this.clock() - this.maxClockSkewMs)) {
+        this.follow(current);
+        return false;
+      }
+      if (await this.take(current)) return true;
+      this.follow(await this.store.locks.readRole(this.kind));
+      return false;
+    } catch (err) {
+      this.log.warn({ err }, 'oncetask: listener role unknown; listening anyway');
+      this.seen = null;
+      return true;
+    }
+  }
+
+  /** Gives the role up (best effort: if the write fails, the lease runs out). */
+  async release(): Promise<void> {
+    const held = this.held;
+    clearTimeout(this.renewTimer);
+    if (!held || !held.version) return;
+    this.held = null;
+    const now = new Date(this.clock());
+    try {
+      await this.store.commitConditional(
+        [{ target: 'lock', docId: this.store.locks.roleDocId(this.kind), fields: { holder: null, [RELEASED_BY]: held.token, updatedAt: now }, precondition: held.version }],
+        { witness: (data: DocumentData) => data[RELEASED_BY] === held.token, what: 'release listener role' },
+      );
+    } catch (err) {
+      this.log.warn({ err }, 'oncetask: could not release the listener role; it expires by itself');
+    }
+  }
+
+  /** Stops watching and renewing, and gives the role up. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.unwatch?.();
+    this.unwatch = null;
+    this.seen = null;
+    clearTimeout(this.expiryTimer);
+    await this.release();
+  }
+
+  /** Takes a free role (conditional on the version seen); true when it is ours. */
+  private async take(current: VersionedLock): Promise<boolean> {
+    const token = randomUUID();
+    const now = this.clock();
+    const expiresAt = new Date(now + this.leaseMs);
+    const holder = { token, workerId: this.workerId, expiresAt };
+    // Kept a day past the lease for TTL deletion: a role document nobody renews goes away.
+    const fields = { env: this.store.env, kind: this.kind, resourceKey: '', holder, updatedAt: new Date(now), expireAt: new Date(now + 86_400_000) };
+    const result = await this.store.commitConditional(
+      [{ target: 'lock', docId: current.docId, fields, precondition: current.updateTime ?? 'absent' }],
+      { witness: (data: DocumentData) => (data.holder as { token?: unknown } | null)?.token === token, what: 'take listener role' },
+    );
+    if (!Array.isArray(result)) return false;
+    this.unwatch?.();
+    this.unwatch = null;
+    this.seen = null;
+    clearTimeout(this.expiryTimer);
+    this.held = { token, version: result[0]!, expiresAt: expiresAt.getTime() };
+    this.log.debug({}, 'oncetask: took the listener role');
+    this.scheduleRenewal();
+    return true;
+  }
+
+  private scheduleRenewal(): void {
+    clearTimeout(this.renewTimer);
+    this.renewTimer = setTimeout(() => void this.renew(), this.leaseMs / 3);
+    this.renewTimer.unref?.();
+  }
+
+  private async renew(): Promise<void> {
+    const held = this.held;
+    if (!held || !held.version || this.stopped) return;
+    const now = this.clock();
+    const expiresAt = new Date(now + this.leaseMs);
+    const holder = { token: held.token, workerId: this.workerId, expiresAt };
+    try {
+      const result = await this.store.commitConditional(
+        [{ target: 'lock', docId: this.store.locks.roleDocId(this.kind), fields: { holder, updatedAt: new Date(now), expireAt: new Date(now + 86_400_000) }, precondition: held.version }],
+        { witness: (data: DocumentData) => (data.holder as { expiresAt?: { toMillis?: () => number } } | null)?.expiresAt?.toMillis?.() === expiresAt.getTime() && (data.holder as { token?: unknown }).token === held.token, what: 'renew listener role' },
+      );
+      if (this.held !== held) return; // released meanwhile
+      if (!Array.isArray(result)) {
+        // Taken over (our lease ran out unseen, or somebody cleared it): listen no more.
+        this.held = null;
+        this.log.info({}, 'oncetask: listener role taken over by another process');
+        this.onChange();
+        return;
+      }
+      held.version = result[0]!;
+      held.expiresAt = expiresAt.getTime();
+    } catch (err) {
+      this.log.warn({ err }, 'oncetask: could not renew the listener role; trying again');
+    }
+    if (this.held === held) this.scheduleRenewal();
+  }
+
+  /** Watches the role document while somebody else holds it; wakes us when it may be free. */
+  private follow(current: VersionedLock): void {
+    this.observe(current);
+    if (this.unwatch || this.stopped) return;
+    this.unwatch = this.store.locks.watchRole(
+      this.kind,
+      (role) => this.observe(role),
+      (err) => {
+        this.log.warn({ err }, 'oncetask: listener role watch failed');
+        this.unwatch = null;
+        this.seen = null;
+        this.onChange(); // look again (and listen, if the role cannot be read)
+      },
+    );
+  }
+
+  private observe(role: VersionedLock): void {
+    this.seen = role;
+    clearTimeout(this.expiryTimer);
+    if (this.stopped || this.held) return;
+    if (isLockFree(role.lock, this.clock() - this.maxClockSkewMs)) {
+      this.seen = role;
+      this.onChange();
+      return;
+    }
+    // The holder may die: look again once its lease would have run out.
+    const inMs = role.lock!.holder!.expiresAt.getTime() + this.maxClockSkewMs - this.clock() + 1;
+    this.expiryTimer = setTimeout(() => this.onChange(), Math.max(0, inMs));
+    this.expiryTimer.unref?.();
+  }
+}
