@@ -18,7 +18,6 @@ function workers(listenerRoleMs?: number): { all: OnceTaskManager[]; producer: O
   return { all, producer: makeManager(db, { env: first.env }), ran };
 }
 
-const listenerReads = (all: readonly OnceTaskManager[]): number => all.reduce((s, m) => s + m.stats().listenerReads, 0);
 const total = (ran: Map<OnceTaskManager, number>): number => [...ran.values()].reduce((s, n) => s + n, 0);
 
 async function trickle(producer: OnceTaskManager, count: number): Promise<void> {

@@ -145,9 +145,10 @@ describe('resource keys across processes', () => {
   it('never run two tasks of one key at once in 3 worker processes', async () => {
     const m = makeManager(db);
     const ledger = `ledger-${m.env}`;
-    // 8 keys, 2 slots per worker: no single worker can hold every key, so all of them take part.
+    // 8 keys, 2 slots per worker: no single worker can hold every key; the listener's holder,
+    // overflowing, hands the role on, so the others take part.
     await Promise.all([1, 2, 3].map(() => startWorkerProcess(m.env, ledger, { KIND: 'keyed', CONCURRENCY: '2' })));
-    await m.createMany(keyedTask, Array.from({ length: 40 }, (_, i) => ({ n: i, key: `acct-${i % 8}`, sleepMs: 30 })));
+    await m.createMany(keyedTask, Array.from({ length: 40 }, (_, i) => ({ n: i, key: `acct-${i % 8}`, sleepMs: 100 })));
     await allSucceeded(m, 40);
     const entries = (await db.collection(ledger).get()).docs.map((d) => d.data() as { key: string; pid: number; start: number; end: number; taskId: string });
     expect(new Set(entries.map((e) => e.taskId)).size).toBe(40);

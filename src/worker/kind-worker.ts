@@ -60,8 +60,12 @@ const SHUTDOWN_WRITE_ALLOWANCE_MS = 2000;
 const MAX_PAGES_PER_ROUND = 10;
 /** How long a worker stays full before it detaches its queue listener. */
 const LISTENER_OFF_WHEN_FULL_MS = 10_000;
-/** How long the holder of the listener role stays full before it gives the role to an idle process. */
-const ROLE_OFF_WHEN_FULL_MS = 250;
+/**
+ * How long the holder of the listener role has had more due work than slots, and all its slots
+ * taken, before it gives the role up, so that an idle process takes it and helps (a pile-up
+ * that clears sooner is no backlog).
+ */
+const ROLE_OFF_AFTER_OVERFLOW_MS = 250;
 
 
 export class KindWorker<S extends z.ZodType> {
@@ -117,7 +121,8 @@ export class KindWorker<S extends z.ZodType> {
       settings.maxClockSkewMs,
     );
     this.role = settings.listen && settings.listenerRoleMs > 0
-      ? new ListenerRole(settings.store, def.kind, settings.protocol.workerId, settings.clock, settings.maxClockSkewMs, this.log, () => this.wake(), settings.listenerRoleMs)
+      ? new ListenerRole(settings.store, def.kind, settings.protocol.workerId, settings.clock, settings.maxClockSkewMs, this.log, () => this.wake(),
+        () => !this.stopping && this.running.size < this.options.concurrency, settings.listenerRoleMs)
       : null;
   }
 
@@ -206,6 +211,9 @@ export class KindWorker<S extends z.ZodType> {
     let errorBackoff = MIN_ERROR_BACKOFF_MS;
     let spread = false;
     let fullSince: number | null = null;
+    /** Since when rounds have left claimable work over for lack of slots (null: the last one did not). */
+    let overflowSince: number | null = null;
+    const overflowing = (): boolean => overflowSince !== null && Date.now() - overflowSince >= ROLE_OFF_AFTER_OVERFLOW_MS;
     while (!this.stopping && generation === this.generation) {
       const free = this.options.concurrency - this.running.size;
       if (free <= 0) {
@@ -215,13 +223,9 @@ export class KindWorker<S extends z.ZodType> {
         // and makes the emulator fail writes.)
         fullSince ??= Date.now();
         const fullFor = Date.now() - fullSince;
-        if (this.role?.holding && fullFor >= ROLE_OFF_WHEN_FULL_MS) {
-          // New work should go to an idle process: hand the listener role over.
-          this.watcher.stop();
-          await this.role.release();
-        }
+        if (this.role?.holding && overflowing()) await this.giveUpRole();
         if (fullFor >= LISTENER_OFF_WHEN_FULL_MS) this.watcher.stop();
-        const recheck = this.role?.holding ? ROLE_OFF_WHEN_FULL_MS - fullFor : LISTENER_OFF_WHEN_FULL_MS;
+        const recheck = this.role?.holding && overflowSince !== null ? ROLE_OFF_AFTER_OVERFLOW_MS - (Date.now() - overflowSince) : LISTENER_OFF_WHEN_FULL_MS;
         await this.sleep(Math.min(sweepIntervalMs, Math.max(50, recheck)));
         continue;
       }
@@ -229,18 +233,18 @@ export class KindWorker<S extends z.ZodType> {
       try {
         const { claimed, conflicts, nextDueAt, blocked, drained, handOversOnly, overflow } = await this.watchedRound(free, spread, !listen);
         errorBackoff = MIN_ERROR_BACKOFF_MS;
-        if (overflow && this.role?.holding) {
-          // More is due than we have slots for: give the listener role up, which wakes the idle
-          // processes (they watch the role), so they help with the backlog.
-          this.watcher.stop();
-          await this.role.release();
-        }
+        // (Checked while full, above: a pile-up with free slots is the backend being slow, and
+        // more processes would not clear it.)
+        overflowSince = overflow ? (overflowSince ?? Date.now()) : null;
         spread = conflicts > 0;
         // The queue moved: look again at once — unless the listener is attached and either the
         // round's last look found nothing more due, or the round only took fresh heads the
         // listener handed over (a trickle, not a backlog): it hands over the next due task by itself.
         const listenerHasIt = listen && this.watcher.active && ((drained && conflicts === 0) || handOversOnly);
-        if ((claimed > 0 || conflicts > 0) && !listenerHasIt) continue;
+        // Another process listens for the kind and we could not even fill our slots: the rest of
+        // the queue is being taken; leave new work to the listener rather than poll for it.
+        const helperDone = this.role !== null && !this.role.holding && claimed < free;
+        if ((claimed > 0 || conflicts > 0) && !listenerHasIt && !helperDone) continue;
         // Idle. Listening: the listener wakes us when work comes due; poll only past busy keys
         // (another process frees them without touching our queue's head) and sweep now and then.
         if (listen && !this.stopping) await this.listenIfOurs(); // never after stop(): the client may be gone
@@ -258,6 +262,15 @@ export class KindWorker<S extends z.ZodType> {
     }
     this.watcher.stop();
     await this.role?.stop();
+  }
+
+  /**
+   * More has been due than we have slots for, for a while: give the listener role up, so an
+   * idle process (they watch the role) takes it and helps with the backlog.
+   */
+  private async giveUpRole(): Promise<void> {
+    this.watcher.stop();
+    await this.role?.release();
   }
 
   /** Attaches the queue listener, if this process holds (or now takes) the kind's listener role. */

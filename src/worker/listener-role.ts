@@ -11,8 +11,10 @@ import { isLockFree } from '../store/key-lock.js';
  * every process listening, each would read every head change and race for it). The role is a
  * lease on a document in `<collection>_keys`, taken with a conditional write and renewed every
  * third of its length. The others watch that document only (a read per renewal); when the
- * holder gives the role up (it stopped, or stayed full so an idle process should take over new
- * work) or its lease runs out (it died), they are woken and one of them takes it.
+ * holder gives the role up (it stopped, or has had more due work than slots for a while) or its
+ * lease runs out (it died), those with free slots try to take it, and the one that does is
+ * woken: it reads the queue and listens from then on. The others stay idle, so a backlog draws
+ * in helpers one at a time (each gives the role up in turn while it overflows), not all at once.
  *
  * Nothing here is needed for correctness: claims are fenced on their own. Two holders at once
  * (a holder partitioned away past its lease) only cost reads; no holder for a while (the
@@ -39,8 +41,10 @@ export class ListenerRole {
     private readonly clock: Clock,
     private readonly maxClockSkewMs: number,
     private readonly log: OnceTaskLogger,
-    /** Called when the role may be ours for the taking (released or expired), or when we lost it. */
+    /** Called when we took the role over (the worker should look at the queue), or lost it. */
     private readonly onChange: () => void,
+    /** Whether this worker could take work now (free slots, not stopping): only then is the role taken over. */
+    private readonly canTakeOver: () => boolean,
     /** How long the role is held without a renewal. */
     private readonly leaseMs: number,
   ) {}
@@ -66,7 +70,8 @@ export class ListenerRole {
         return false;
       }
       if (await this.take(current)) return true;
-      this.follow(await this.store.locks.readRole(this.kind));
+      // Lost the race for it: the watch (if on) shows the winner; otherwise read who has it.
+      if (this.unwatch === null) this.follow(await this.store.locks.readRole(this.kind));
       return false;
     } catch (err) {
       this.log.warn({ err }, 'oncetask: listener role unknown; listening anyway');
@@ -179,13 +184,18 @@ export class ListenerRole {
     clearTimeout(this.expiryTimer);
     if (this.stopped || this.held) return;
     if (isLockFree(role.lock, this.clock() - this.maxClockSkewMs)) {
-      this.seen = role;
-      this.onChange();
+      void this.takeOver();
       return;
     }
     // The holder may die: look again once its lease would have run out.
     const inMs = role.lock!.holder!.expiresAt.getTime() + this.maxClockSkewMs - this.clock() + 1;
-    this.expiryTimer = setTimeout(() => this.onChange(), Math.max(0, inMs));
+    this.expiryTimer = setTimeout(() => void this.takeOver(), Math.max(0, inMs));
     this.expiryTimer.unref?.();
+  }
+
+  /** The role looks free: take it if we could take work now, and wake the worker if we did. */
+  private async takeOver(): Promise<void> {
+    if (this.stopped || this.held || !this.canTakeOver()) return;
+    if (await this.acquire()) this.onChange();
   }
 }
