@@ -231,7 +231,7 @@ export class KindWorker<S extends z.ZodType> {
       }
       fullSince = null;
       try {
-        const { claimed, conflicts, nextDueAt, blocked, drained, handOversOnly, overflow } = await this.watchedRound(free, spread, !listen);
+        const { claimed, conflicts, nextDueAt, blocked, drained, handOversOnly, overflow, queueShort } = await this.watchedRound(free, spread, !listen);
         errorBackoff = MIN_ERROR_BACKOFF_MS;
         // (Checked while full, above: a pile-up with free slots is the backend being slow, and
         // more processes would not clear it.)
@@ -241,9 +241,9 @@ export class KindWorker<S extends z.ZodType> {
         // round's last look found nothing more due, or the round only took fresh heads the
         // listener handed over (a trickle, not a backlog): it hands over the next due task by itself.
         const listenerHasIt = listen && this.watcher.active && ((drained && conflicts === 0) || handOversOnly);
-        // Another process listens for the kind and we could not even fill our slots: the rest of
-        // the queue is being taken; leave new work to the listener rather than poll for it.
-        const helperDone = this.role !== null && !this.role.holding && claimed < free;
+        // Not the listener, and the round saw the whole due queue without filling our slots:
+        // go idle (taking the role if it is free) rather than poll for what the listener gets.
+        const helperDone = this.role !== null && !this.role.holding && queueShort && claimed < free;
         if ((claimed > 0 || conflicts > 0) && !listenerHasIt && !helperDone) continue;
         // Idle. Listening: the listener wakes us when work comes due; poll only past busy keys
         // (another process frees them without touching our queue's head) and sweep now and then.
@@ -269,7 +269,8 @@ export class KindWorker<S extends z.ZodType> {
    * idle process (they watch the role) takes it and helps with the backlog.
    */
   private async giveUpRole(): Promise<void> {
-    this.watcher.stop();
+    // The queue listener stays until the worker goes idle (or stays full for 10 s): attaching
+    // and detaching listeners in quick succession is costly, and on the emulator stalls it.
     await this.role?.release();
   }
 
@@ -296,13 +297,15 @@ export class KindWorker<S extends z.ZodType> {
     free: number,
     spread: boolean,
     findNextDue: boolean,
-  ): Promise<{ claimed: number; conflicts: number; nextDueAt: number | null; blocked: boolean; drained: boolean; handOversOnly: boolean; overflow: boolean }> {
+  ): Promise<{ claimed: number; conflicts: number; nextDueAt: number | null; blocked: boolean; drained: boolean; handOversOnly: boolean; overflow: boolean; queueShort: boolean }> {
     const { store } = this.settings;
     const seenKeys = new Set<string>();
     let claimed = 0;
     let conflicts = 0;
     let sawDue = false;
     let drained = false;
+    /** The last page read was not full: the round saw the whole due queue (or its shard group's). */
+    let queueShort = false;
     let busyUntil: number | null = null;
     let after: ClaimCursor | undefined;
     let buffered = this.reader.takeBuffered();
@@ -322,7 +325,9 @@ export class KindWorker<S extends z.ZodType> {
         tasks = buffered;
         buffered = [];
       } else {
-        ({ tasks, next } = await this.reader.nextPage(free - claimed, after));
+        let short: boolean;
+        ({ tasks, next, short } = await this.reader.nextPage(free - claimed, after));
+        queueShort = short;
         sawDue ||= tasks.length > 0;
         drained = tasks.length === 0;
         page++;
@@ -389,10 +394,10 @@ export class KindWorker<S extends z.ZodType> {
       if (next === null || !skippedBusy) break; // more pages only while busy keys fill them
       after = next;
     }
-    if (claimed > 0 || conflicts > 0) return { claimed, conflicts, nextDueAt: null, blocked: false, drained, handOversOnly, overflow };
-    if (sawDue) return { claimed, conflicts, nextDueAt: busyUntil, blocked: true, drained, handOversOnly, overflow }; // all due work is behind busy keys
+    if (claimed > 0 || conflicts > 0) return { claimed, conflicts, nextDueAt: null, blocked: false, drained, handOversOnly, overflow, queueShort };
+    if (sawDue) return { claimed, conflicts, nextDueAt: busyUntil, blocked: true, drained, handOversOnly, overflow, queueShort }; // all due work is behind busy keys
     const nextDueAt = findNextDue ? ((await store.nextDueAt(this.def.kind, CLAIMABLE_STATUSES))?.getTime() ?? null) : null;
-    return { claimed, conflicts, nextDueAt, blocked: false, drained, handOversOnly, overflow };
+    return { claimed, conflicts, nextDueAt, blocked: false, drained, handOversOnly, overflow, queueShort };
   }
 
   /** The task as held in this process (running, or its aborted handler has not returned yet), if it is. */

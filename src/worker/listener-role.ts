@@ -54,6 +54,11 @@ export class ListenerRole {
     return this.held !== null && this.clock() < this.held.expiresAt - this.leaseMs / 6;
   }
 
+  /** Whether, as last seen, another process holds the role (and so listens for the kind). */
+  get heldElsewhere(): boolean {
+    return this.held === null && this.seen !== null && !isLockFree(this.seen.lock, this.clock() - this.maxClockSkewMs);
+  }
+
   /**
    * Whether this process should listen to the queue now: it holds the role, or took it just
    * now because it was free. While somebody else holds it, watches the role document instead.

@@ -142,7 +142,7 @@ export class QueueReader {
    * and whenever the pending queue runs short. The page grows while queries are slow compared
    * with claims (a large backlog on the emulator), so one query feeds many claims.
    */
-  async nextPage(free: number, after: ClaimCursor | undefined): Promise<{ tasks: VersionedTask[]; next: ClaimCursor | null }> {
+  async nextPage(free: number, after: ClaimCursor | undefined): Promise<{ tasks: VersionedTask[]; next: ClaimCursor | null; short: boolean }> {
     const { store } = this;
     const limit = Math.max(Math.min(MAX_BASE_PAGE, Math.max(MIN_PAGE_SIZE, free * 2 + 4)), this.pageSize);
     const started = Date.now();
@@ -160,7 +160,7 @@ export class QueueReader {
       malformed = [...malformed, ...others.malformed];
     }
     for (const bad of malformed) void this.reportMalformed(bad.docId, bad.updateTime, bad.reason);
-    return { tasks, next: found.next };
+    return { tasks, next: found.next, short };
   }
 
   /**

@@ -1,0 +1,20 @@
+import { Firestore } from '@google-cloud/firestore';
+import { OnceTaskManager } from '../src/index.js';
+import { benchTask } from '../bench/tasks.js';
+const db = new Firestore({ projectId: 'probe' });
+const roleMs = Number(process.env.ROLE ?? 30000);
+const run = Math.random().toString(36).slice(2, 8);
+const m = new OnceTaskManager({ firestore: db, env: `p-${run}`, collection: `probe_${run}`, shards: Number(process.env.SHARDS ?? 8), listen: true, listenerRoleMs: roleMs, logger: undefined });
+const N = 2000;
+await m.createMany(benchTask, Array.from({ length: N }, (_, n) => ({ n })));
+let done = 0;
+const t0 = Date.now();
+const timer = setInterval(() => console.log('t', Date.now() - t0, 'done', done, JSON.stringify(m.stats())), 1000);
+await new Promise<void>((resolve) => {
+  m.handle(benchTask, () => { if (++done === N) resolve(); }, { concurrency: 64 });
+  m.start();
+});
+clearInterval(timer);
+console.log('perSec', N / ((Date.now() - t0) / 1000));
+await m.stop({ graceMs: 1000 });
+process.exit(0);
