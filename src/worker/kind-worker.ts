@@ -241,9 +241,10 @@ export class KindWorker<S extends z.ZodType> {
         // round's last look found nothing more due, or the round only took fresh heads the
         // listener handed over (a trickle, not a backlog): it hands over the next due task by itself.
         const listenerHasIt = listen && this.watcher.active && ((drained && conflicts === 0) || handOversOnly);
-        // Not the listener, and the round saw the whole due queue without filling our slots:
-        // go idle (taking the role if it is free) rather than poll for what the listener gets.
-        const helperDone = this.role !== null && !this.role.holding && queueShort && claimed < free;
+        // Not the listener, and the round saw the whole due queue, took all it could and lost no
+        // race, without filling our slots: go idle (taking the role if it is free) rather than
+        // poll for what the listener gets. (Lost races or work left over: the queue is still busy.)
+        const helperDone = this.role !== null && !this.role.holding && queueShort && claimed < free && !overflow && conflicts === 0;
         if ((claimed > 0 || conflicts > 0) && !listenerHasIt && !helperDone) continue;
         // Idle. Listening: the listener wakes us when work comes due; poll only past busy keys
         // (another process frees them without touching our queue's head) and sweep now and then.
@@ -269,8 +270,9 @@ export class KindWorker<S extends z.ZodType> {
    * idle process (they watch the role) takes it and helps with the backlog.
    */
   private async giveUpRole(): Promise<void> {
-    // The queue listener stays until the worker goes idle (or stays full for 10 s): attaching
-    // and detaching listeners in quick succession is costly, and on the emulator stalls it.
+    // Its listener goes too: the head changes with every claim in a backlog, and each change
+    // would cost a read (on the emulator, a scan of the collection per commit).
+    this.watcher.stop();
     await this.role?.release();
   }
 

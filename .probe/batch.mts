@@ -1,0 +1,20 @@
+import { Firestore } from '@google-cloud/firestore';
+import { OnceTaskManager } from '../src/index.js';
+import { benchTask } from '../bench/tasks.js';
+const db = new Firestore({ projectId: 'probe' });
+const run = Math.random().toString(36).slice(2, 8);
+const m = new OnceTaskManager({ firestore: db, env: `p-${run}`, collection: `probe_${run}`, listen: true });
+const N = Number(process.env.N ?? 4000);
+await m.createMany(benchTask, Array.from({ length: N }, (_, n) => ({ n })));
+let done = 0;
+const t0 = Date.now();
+const cpu0 = process.cpuUsage();
+await new Promise<void>((resolve) => {
+  m.handle(benchTask, () => { if (++done === N) resolve(); }, { concurrency: 64 });
+  m.start();
+});
+const cpu = process.cpuUsage(cpu0);
+const wall = Date.now() - t0;
+console.log('perSec', (N / (wall / 1000)).toFixed(0), 'wallMs', wall, 'nodeCpuMs', ((cpu.user + cpu.system) / 1000).toFixed(0), JSON.stringify(m.stats()));
+await m.stop({ graceMs: 1000 });
+process.exit(0);
