@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { OnceTaskManager } from '../src/index.js';
 import { useFirestore, waitFor } from './fixture.js';
-import { jobTask, makeManager, sleep } from './support.js';
+import { jobTask, makeManager, sleep, useFaultProxies } from './support.js';
 
 const db = useFirestore();
+const proxied = useFaultProxies();
 
 /** Three listening workers of one kind, and a producer in the same environment. */
 function workers(listenerRoleMs?: number): { all: OnceTaskManager[]; producer: OnceTaskManager; ran: Map<OnceTaskManager, number> } {
@@ -82,4 +83,31 @@ describe('the listener role', () => {
     await waitFor(() => total(ran) === 40 || undefined, { timeoutMs: 15_000, message: '40 tasks ran' });
     for (const m of all) expect(ran.get(m)).toBeGreaterThanOrEqual(5);
   });
+
+  it('is taken over when its holder is partitioned away past the role lease; healed, the old holder stops listening', async () => {
+    const { proxy, firestore } = await proxied();
+    const options = { pollIntervalMs: 60_000, listenerRoleMs: 1500, maxClockSkewMs: 100 };
+    const ran = { a: 0, b: 0 };
+    const a = makeManager(firestore, { ...options, callTimeoutMs: 3000 }); // behind the proxy
+    a.handle(jobTask, () => void ran.a++);
+    a.start();
+    await sleep(1000); // a has looked, and taken the role
+    const b = makeManager(db, { ...options, env: a.env });
+    b.handle(jobTask, () => void ran.b++);
+    b.start();
+    await sleep(1000);
+    expect(b.stats().listenerReads).toBeLessThanOrEqual(3); // the role document only: b does not listen to the queue
+    proxy.blackhole();
+    await sleep(2500); // a's role lease (1.5 s + skew) runs out unrenewed; b takes the role over
+    const producer = makeManager(db, { env: a.env });
+    await producer.create(jobTask, { n: 1 });
+    await waitFor(() => ran.b === 1 || undefined, { timeoutMs: 5000, message: 'b ran the task created during the partition' });
+    proxy.heal();
+    await sleep(5000); // a's renewal is refused: it has lost the role, and detaches its listener
+    const aReads = a.stats().listenerReads;
+    for (let n = 2; n <= 5; n++) await producer.create(jobTask, { n });
+    await waitFor(() => ran.a + ran.b === 5 || undefined, { timeoutMs: 5000, message: 'all five ran' });
+    await sleep(500);
+    expect(a.stats().listenerReads - aReads).toBeLessThanOrEqual(1); // (its role watch may read b's renewal)
+  }, 30_000);
 });

@@ -2,42 +2,17 @@
  * Network faults through the fault proxy (scripts/fault-proxy.ts) between a worker and the
  * emulator: the hardening issue's failures 1 (partition) and 2 (lost acknowledgement).
  */
-import { Firestore } from '@google-cloud/firestore';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { noRetry } from '../src/index.js';
 import { LeaseProtocol } from '../src/lease/protocol.js';
 import { TaskStore } from '../src/store/task-store.js';
 import { CLAIMABLE_STATUSES } from '../src/task-document.js';
-import { FaultProxy } from '../scripts/fault-proxy.js';
-import { emulatorHost, TEST_PROJECT_ID, useFirestore, waitFor } from './fixture.js';
-import { KEEP_A_DAY, capturingLogger, jobTask, makeManager, sleep, TEST_COLLECTION } from './support.js';
+import { useFirestore, waitFor } from './fixture.js';
+import { KEEP_A_DAY, capturingLogger, jobTask, makeManager, sleep, TEST_COLLECTION, useFaultProxies } from './support.js';
 
 const db = useFirestore();
-const proxies: FaultProxy[] = [];
-const clients: Firestore[] = [];
-
 /** A Firestore client whose traffic goes through a fresh fault proxy. */
-async function proxied(): Promise<{ proxy: FaultProxy; firestore: Firestore }> {
-  const [host, port] = emulatorHost().split(':');
-  const proxy = await FaultProxy.start({ host: host!, port: Number(port) });
-  // The SDK prefers FIRESTORE_EMULATOR_HOST to the host setting: hide it while constructing.
-  const saved = process.env.FIRESTORE_EMULATOR_HOST;
-  delete process.env.FIRESTORE_EMULATOR_HOST;
-  const firestore = new Firestore({ projectId: TEST_PROJECT_ID, host: proxy.host, ssl: false, customHeaders: { Authorization: 'Bearer owner' } });
-  process.env.FIRESTORE_EMULATOR_HOST = saved;
-  proxies.push(proxy);
-  clients.push(firestore);
-  return { proxy, firestore };
-}
-
-afterAll(async () => {
-  for (const p of proxies) p.heal();
-  // Calls that hung in a black hole are re-sent by the SDK after the heal; let them finish before
-  // the clients are terminated (the SDK rejects a re-send of a terminated client unhandled).
-  await sleep(5000);
-  await Promise.all(clients.map((c) => c.terminate().catch(() => undefined)));
-  await Promise.all(proxies.map((p) => p.close()));
-});
+const proxied = useFaultProxies();
 
 describe('the proxy', () => {
   it('partitions, black-holes and heals a Firestore client', async () => {

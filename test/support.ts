@@ -4,10 +4,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import type { Firestore } from '@google-cloud/firestore';
-import { afterEach } from 'vitest';
+import { Firestore } from '@google-cloud/firestore';
+import { afterAll, afterEach } from 'vitest';
 import { OnceTaskManager, type OnceTaskLogger, type OnceTaskManagerOptions } from '../src/index.js';
-import { emulatorHost, uniqueEnv } from './fixture.js';
+import { FaultProxy } from '../scripts/fault-proxy.js';
+import { emulatorHost, TEST_PROJECT_ID, uniqueEnv } from './fixture.js';
 
 import { jobTask } from './tasks.js';
 import { LeaseProtocol } from '../src/lease/protocol.js';
@@ -100,4 +101,34 @@ export async function leaseSetup(firestore: Firestore, n = 1) {
   const candidates = async (limit = 10) => (await store.findClaimable('job', CLAIMABLE_STATUSES, new Date(), limit)).tasks;
   const raw = async (id = 'job-1') => (await firestore.collection(TEST_COLLECTION).doc(store.docId(id)).get()).data()!;
   return { m, store, candidates, raw, a: new LeaseProtocol(store, 'worker-a', KEEP_A_DAY, Date.now), b: new LeaseProtocol(store, 'worker-b', KEEP_A_DAY, Date.now) };
+}
+
+/**
+ * For a test file whose workers talk to the emulator through fault proxies
+ * (scripts/fault-proxy.ts): returns a factory of Firestore clients, each behind a fresh proxy.
+ * After the file, the proxies are healed, late re-sends allowed to finish, and all closed.
+ */
+export function useFaultProxies(): () => Promise<{ proxy: FaultProxy; firestore: Firestore }> {
+  const proxies: FaultProxy[] = [];
+  const clients: Firestore[] = [];
+  afterAll(async () => {
+    for (const p of proxies) p.heal();
+    // Calls that hung in a black hole are re-sent by the SDK after the heal; let them finish before
+    // the clients are terminated (the SDK rejects a re-send of a terminated client unhandled).
+    await sleep(5000);
+    await Promise.all(clients.map((c) => c.terminate().catch(() => undefined)));
+    await Promise.all(proxies.map((p) => p.close()));
+  });
+  return async () => {
+    const [host, port] = emulatorHost().split(':');
+    const proxy = await FaultProxy.start({ host: host!, port: Number(port) });
+    // The SDK prefers FIRESTORE_EMULATOR_HOST to the host setting: hide it while constructing.
+    const saved = process.env.FIRESTORE_EMULATOR_HOST;
+    delete process.env.FIRESTORE_EMULATOR_HOST;
+    const firestore = new Firestore({ projectId: TEST_PROJECT_ID, host: proxy.host, ssl: false, customHeaders: { Authorization: 'Bearer owner' } });
+    process.env.FIRESTORE_EMULATOR_HOST = saved;
+    proxies.push(proxy);
+    clients.push(firestore);
+    return { proxy, firestore };
+  };
 }
