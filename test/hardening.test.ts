@@ -258,11 +258,13 @@ describe('8. queue page size', () => {
   it('stays an integer as it shrinks', () => {
     let size = 1000;
     for (let i = 0; i < 20; i++) {
-      size = nextPageSize(size, 1);
+      size = nextPageSize(size, 1, true);
       expect(Number.isInteger(size)).toBe(true);
     }
     expect(size).toBe(8);
-    expect(nextPageSize(8, 500)).toBe(1000);
+    expect(nextPageSize(8, 500, true)).toBe(1000);
+    // Slow but short: the queue is short, the backend slow; a larger page would not help.
+    expect(nextPageSize(8, 500, false)).toBe(8);
   });
 
   it('a worker keeps reading its queue after one slow query', async () => {
@@ -275,8 +277,11 @@ describe('8. queue page size', () => {
         if (!Number.isInteger(limit)) throw new Error(`limit is not a valid integer: ${limit}`);
         limits.push(limit);
         if (first) {
+          // One slow query that fills its page: the next page jumps to the largest size.
           first = false;
           await sleep(150);
+          const due = new Date();
+          return { tasks: Array.from({ length: limit }, (_, seq) => ({ docId: `d${seq}`, task: { waitUntil: due, seq }, updateTime: null })), malformed: [], next: null };
         }
         return { tasks: [], malformed: [], next: null };
       },
@@ -284,6 +289,7 @@ describe('8. queue page size', () => {
     const reader = new QueueReader(store, {} as LeaseProtocol, 'job', capturingLogger(), Date.now);
     for (let i = 0; i < 12; i++) await reader.nextPage(1, undefined);
     expect(limits.every(Number.isInteger)).toBe(true);
+    expect(Math.max(...limits)).toBe(1000);
   });
 });
 

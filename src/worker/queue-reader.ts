@@ -150,7 +150,7 @@ export class QueueReader {
     const took = Date.now() - started;
     // A slow query (a large backlog on a scanning backend) makes the next page as large as allowed
     // at once; fast ones shrink it back, so idle and light loads read no more than they claim.
-    this.pageSize = nextPageSize(this.pageSize, took);
+    this.pageSize = nextPageSize(this.pageSize, took, !short);
     this.othersInterval = Math.max(OTHER_STATUSES_INTERVAL_MS, took * 20);
     let { tasks, malformed } = found;
     if (after === undefined && (short || started - this.othersCheckedAt >= this.othersInterval)) {
@@ -252,12 +252,14 @@ export class QueueReader {
 }
 
 /**
- * The next page size after a due-task query that took `tookMs`: a slow query (a large backlog
- * on a scanning backend) jumps to the largest page, fast ones halve it back towards the
- * smallest. Always an integer: Firestore refuses a fractional `limit`.
+ * The next page size after a due-task query that took `tookMs` and came back `full` (or not): a
+ * slow query that filled its page (a large backlog on a scanning backend) jumps to the largest
+ * page; a slow one that did not (a slow backend, a short queue) keeps the size, since a larger
+ * page would only read tasks again that the listener hands over anyway; fast ones halve it back
+ * towards the smallest. Always an integer: Firestore refuses a fractional `limit`.
  */
-export function nextPageSize(current: number, tookMs: number): number {
-  if (tookMs > SLOW_QUERY_MS) return MAX_PAGE_SIZE;
+export function nextPageSize(current: number, tookMs: number, full: boolean): number {
+  if (tookMs > SLOW_QUERY_MS) return full ? MAX_PAGE_SIZE : current;
   if (tookMs < FAST_QUERY_MS) return Math.max(MIN_PAGE_SIZE, Math.floor(current / 2));
   return current;
 }
