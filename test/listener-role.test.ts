@@ -110,4 +110,21 @@ describe('the listener role', () => {
     await sleep(500);
     expect(a.stats().listenerReads - aReads).toBeLessThanOrEqual(1); // (its role watch may read b's renewal)
   }, 30_000);
+
+  it('is taken again when a stopped worker is started again', async () => {
+    const m = makeManager(db, { pollIntervalMs: 60_000 });
+    let ran = 0;
+    m.handle(jobTask, () => void ran++);
+    m.start();
+    await sleep(1000);
+    await m.stop();
+    m.start();
+    await sleep(1000);
+    const before = m.stats().listenerReads;
+    // (A create in this process wakes the worker directly; the listener reports it as well.)
+    await makeManager(db, { env: m.env }).create(jobTask, { n: 1 });
+    await waitFor(() => ran === 1 || undefined, { timeoutMs: 5000, message: 'the task ran' });
+    await sleep(300);
+    expect(m.stats().listenerReads).toBeGreaterThan(before); // it listens again
+  });
 });

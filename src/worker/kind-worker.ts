@@ -136,6 +136,7 @@ export class KindWorker<S extends z.ZodType> {
     if (this.loop && !this.stopping) return;
     this.stopping = false;
     this.writeDeadline = null;
+    this.role?.resume();
     this.loop = this.runLoop(++this.generation);
   }
 

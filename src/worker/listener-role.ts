@@ -65,7 +65,7 @@ export class ListenerRole {
    * On an error (Firestore not answering) answers true: listening costs reads, not correctness.
    */
   async acquire(): Promise<boolean> {
-    this.stopped = false;
+    if (this.stopped) return false;
     if (this.holding) return true;
     this.held = null;
     try {
@@ -83,6 +83,11 @@ export class ListenerRole {
       this.seen = null;
       return true;
     }
+  }
+
+  /** Makes a stopped role usable again (the worker was started again). */
+  resume(): void {
+    this.stopped = false;
   }
 
   /** Gives the role up (best effort: if the write fails, the lease runs out). */
@@ -130,6 +135,11 @@ export class ListenerRole {
     this.seen = null;
     clearTimeout(this.expiryTimer);
     this.held = { token, version: result[0]!, expiresAt: expiresAt.getTime() };
+    if (this.stopped) {
+      // stop() ran while the take was on its way: give it straight back.
+      await this.release();
+      return false;
+    }
     this.log.debug({}, 'oncetask: took the listener role');
     this.scheduleRenewal();
     return true;
