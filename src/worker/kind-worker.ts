@@ -61,9 +61,9 @@ const MAX_PAGES_PER_ROUND = 10;
 /** How long a worker stays full before it detaches its queue listener. */
 const LISTENER_OFF_WHEN_FULL_MS = 10_000;
 /**
- * How long the holder of the listener role has had more due work than slots, and all its slots
- * taken, before it gives the role up, so that an idle process takes it and helps (a pile-up
- * that clears sooner is no backlog).
+ * How long the holder of the listener role has been saturated (work waiting for its slots, every
+ * slot in use) before it gives the role up, so that an idle process takes it and helps (a
+ * pile-up that clears sooner is no backlog).
  */
 const ROLE_OFF_AFTER_OVERFLOW_MS = 250;
 
@@ -84,6 +84,12 @@ export class KindWorker<S extends z.ZodType> {
   /** Bumped by every start(), so a loop left over from before a restart exits. */
   private generation = 0;
   private wakeWaiter: (() => void) | null = null;
+  /**
+   * Since when work has been waiting for this worker's slots: a round left claimable work over,
+   * or the listener handed over a head while every slot was taken; and every round since filled
+   * all free slots. Null once a round leaves slots unused.
+   */
+  private saturatedSince: number | null = null;
   /** Share of recent claims of handed-over heads that another process won (a moving average). */
   private handOverLossRate = 0;
   private jitterTimer: NodeJS.Timeout | undefined;
@@ -146,6 +152,7 @@ export class KindWorker<S extends z.ZodType> {
    */
   wake(dueHead?: VersionedTask, fromListener = false): void {
     if (dueHead) this.reader.offer(dueHead, fromListener);
+    if (dueHead && fromListener && this.running.size >= this.options.concurrency) this.saturatedSince ??= Date.now();
     // Other processes keep winning the handed-over heads: wait a moment at random first, so
     // that one of us claims the head and the others see it go (the listener shows the next
     // head) instead of all sending a claim that loses.
@@ -213,8 +220,7 @@ export class KindWorker<S extends z.ZodType> {
     let spread = false;
     let fullSince: number | null = null;
     /** Since when rounds have left claimable work over for lack of slots (null: the last one did not). */
-    let overflowSince: number | null = null;
-    const overflowing = (): boolean => overflowSince !== null && Date.now() - overflowSince >= ROLE_OFF_AFTER_OVERFLOW_MS;
+    const overflowing = (): boolean => this.saturatedSince !== null && Date.now() - this.saturatedSince >= ROLE_OFF_AFTER_OVERFLOW_MS;
     while (!this.stopping && generation === this.generation) {
       const free = this.options.concurrency - this.running.size;
       if (free <= 0) {
@@ -226,7 +232,7 @@ export class KindWorker<S extends z.ZodType> {
         const fullFor = Date.now() - fullSince;
         if (this.role?.holding && overflowing()) await this.giveUpRole();
         if (fullFor >= LISTENER_OFF_WHEN_FULL_MS) this.watcher.stop();
-        const recheck = this.role?.holding && overflowSince !== null ? ROLE_OFF_AFTER_OVERFLOW_MS - (Date.now() - overflowSince) : LISTENER_OFF_WHEN_FULL_MS;
+        const recheck = this.role?.holding && this.saturatedSince !== null ? ROLE_OFF_AFTER_OVERFLOW_MS - (Date.now() - this.saturatedSince) : LISTENER_OFF_WHEN_FULL_MS;
         await this.sleep(Math.min(sweepIntervalMs, Math.max(50, recheck)));
         continue;
       }
@@ -236,7 +242,8 @@ export class KindWorker<S extends z.ZodType> {
         errorBackoff = MIN_ERROR_BACKOFF_MS;
         // (Checked while full, above: a pile-up with free slots is the backend being slow, and
         // more processes would not clear it.)
-        overflowSince = overflow ? (overflowSince ?? Date.now()) : null;
+        if (overflow) this.saturatedSince ??= Date.now();
+        else if (claimed < free) this.saturatedSince = null; // slots left over: no longer saturated
         spread = conflicts > 0;
         // The queue moved: look again at once — unless the listener is attached and either the
         // round's last look found nothing more due, or the round only took fresh heads the
