@@ -79,8 +79,8 @@ describe('the listener role', () => {
       m.start();
     }
     await sleep(1500);
-    await makeManager(db, { env: first.env }).createMany(jobTask, Array.from({ length: 40 }, (_, n) => ({ n })));
-    await waitFor(() => total(ran) === 40 || undefined, { timeoutMs: 15_000, message: '40 tasks ran' });
+    await makeManager(db, { env: first.env }).createMany(jobTask, Array.from({ length: 60 }, (_, n) => ({ n })));
+    await waitFor(() => total(ran) === 60 || undefined, { timeoutMs: 15_000, message: '60 tasks ran' });
     for (const m of all) expect(ran.get(m)).toBeGreaterThanOrEqual(5);
   });
 

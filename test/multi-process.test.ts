@@ -13,8 +13,10 @@ describe('several worker processes', () => {
   it('run every task exactly once between them', async () => {
     const producer = makeManager(db);
     const ledger = `ledger-${producer.env}`;
-    await Promise.all([1, 2, 3].map(() => startWorkerProcess(producer.env, ledger)));
-    await producer.createMany(jobTask, Array.from({ length: 90 }, (_, n) => ({ n, sleepMs: 20 })));
+    // More work than one process's 2 slots drain quickly: the listener's holder, saturated,
+    // hands the role on, and the others join in.
+    await Promise.all([1, 2, 3].map(() => startWorkerProcess(producer.env, ledger, { CONCURRENCY: '2' })));
+    await producer.createMany(jobTask, Array.from({ length: 90 }, (_, n) => ({ n, sleepMs: 50 })));
     await waitFor(async () => (await producer.countPending(jobTask)) === 0 && (await producer.list({ limit: 100, status: 'succeeded' })).tasks.length === 90, {
       timeoutMs: 40_000,
       message: '90 tasks succeeded',
