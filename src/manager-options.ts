@@ -52,7 +52,7 @@ export interface OnceTaskManagerOptions {
    * listener role, a lease of this many ms on a document in `<collection>_keys`, renewed every
    * third of it. So a new task costs one listener read however many processes run the kind.
    * The others watch the role document only (a read per renewal) and take the role over when its
-   * holder stops, stays full for 250 ms (new work should go to an idle process), or dies — then
+   * holder stops, is saturated for 250 ms (every slot in use, work waiting), or dies — then
    * after this lease, which bounds how long new work and expired leases wait after a holder is
    * killed. `0`: no role, every idle process listens (and reads every head change). Default
    * 30000 (at least 1000 when not 0).
