@@ -65,7 +65,26 @@ const LISTENER_OFF_WHEN_FULL_MS = 10_000;
  * slot in use) before it gives the role up, so that an idle process takes it and helps (a
  * pile-up that clears sooner is no backlog).
  */
-const ROLE_OFF_AFTER_OVERFLOW_MS = 250;
+const ROLE_OFF_WHEN_SATURATED_MS = 250;
+
+/** What one claim round did and saw. */
+interface RoundResult {
+  claimed: number;
+  /** Claims or spawns lost to another worker, or tasks ended without a claim: the queue moved. */
+  conflicts: number;
+  /** When to look again at the latest (a busy key's lease expiry, or the next due task), if known. */
+  nextDueAt: number | null;
+  /** Every due task seen was behind a busy resource key. */
+  blocked: boolean;
+  /** The round's last query found nothing due. */
+  drained: boolean;
+  /** The round only took fresh heads the listener handed over (a trickle). */
+  handOversOnly: boolean;
+  /** Claimable candidates were left over for lack of free slots. */
+  overflow: boolean;
+  /** The last page read was not full: the round saw the whole due queue (or its shard group's). */
+  queueShort: boolean;
+}
 
 
 export class KindWorker<S extends z.ZodType> {
@@ -186,7 +205,7 @@ export class KindWorker<S extends z.ZodType> {
     this.stopping = true;
     clearTimeout(this.jitterTimer);
     // Give the listener role up first, so another process takes new work over at once.
-    const roleReleased = this.role?.stop() ?? Promise.resolve();
+    const roleReleased = this.role?.stop();
     this.wake();
     const graceEnds = Date.now() + graceMs;
     // The loop exits as soon as its current look at the queue returns (a claim made meanwhile is
@@ -195,7 +214,7 @@ export class KindWorker<S extends z.ZodType> {
     await within(Promise.all([...this.running.values()].map((r) => r.done)), graceEnds - Date.now());
     this.writeDeadline = Date.now() + SHUTDOWN_WRITE_ALLOWANCE_MS;
     for (const run of this.running.values()) run.controller.abort(new ShutdownError());
-    await within(Promise.all([...this.running.values(), { done: roleReleased }].map((r) => r.done)), SHUTDOWN_WRITE_ALLOWANCE_MS);
+    await within(Promise.all([...[...this.running.values()].map((r) => r.done), roleReleased]), SHUTDOWN_WRITE_ALLOWANCE_MS);
   }
 
   private sleep(ms: number): Promise<void> {
@@ -219,8 +238,6 @@ export class KindWorker<S extends z.ZodType> {
     let errorBackoff = MIN_ERROR_BACKOFF_MS;
     let spread = false;
     let fullSince: number | null = null;
-    /** Since when rounds have left claimable work over for lack of slots (null: the last one did not). */
-    const overflowing = (): boolean => this.saturatedSince !== null && Date.now() - this.saturatedSince >= ROLE_OFF_AFTER_OVERFLOW_MS;
     while (!this.stopping && generation === this.generation) {
       const free = this.options.concurrency - this.running.size;
       if (free <= 0) {
@@ -230,9 +247,11 @@ export class KindWorker<S extends z.ZodType> {
         // and makes the emulator fail writes.)
         fullSince ??= Date.now();
         const fullFor = Date.now() - fullSince;
-        if (this.role?.holding && overflowing()) await this.giveUpRole();
+        // Saturated for a while: the listener role (and new work) should go to an idle process.
+        const saturatedFor = this.saturatedSince === null ? null : Date.now() - this.saturatedSince;
+        if (this.role?.holding && saturatedFor !== null && saturatedFor >= ROLE_OFF_WHEN_SATURATED_MS) await this.giveUpRole();
         if (fullFor >= LISTENER_OFF_WHEN_FULL_MS) this.watcher.stop();
-        const recheck = this.role?.holding && this.saturatedSince !== null ? ROLE_OFF_AFTER_OVERFLOW_MS - (Date.now() - this.saturatedSince) : LISTENER_OFF_WHEN_FULL_MS;
+        const recheck = this.role?.holding && saturatedFor !== null ? ROLE_OFF_WHEN_SATURATED_MS - saturatedFor : LISTENER_OFF_WHEN_FULL_MS;
         await this.sleep(Math.min(sweepIntervalMs, Math.max(50, recheck)));
         continue;
       }
@@ -274,8 +293,8 @@ export class KindWorker<S extends z.ZodType> {
   }
 
   /**
-   * More has been due than we have slots for, for a while: give the listener role up, so an
-   * idle process (they watch the role) takes it and helps with the backlog.
+   * Saturated for a while: give the listener role up, so an idle process (they watch the role)
+   * takes it and helps with the backlog.
    */
   private async giveUpRole(): Promise<void> {
     // Its listener goes too: the head changes with every claim in a backlog, and each change
@@ -294,7 +313,7 @@ export class KindWorker<S extends z.ZodType> {
   }
 
   /** A claim round, watched for a backend that stops answering (see {@link watchSlow}). */
-  private watchedRound(free: number, spread: boolean, findNextDue: boolean): ReturnType<KindWorker<S>['claimRound']> {
+  private watchedRound(free: number, spread: boolean, findNextDue: boolean): Promise<RoundResult> {
     return watchSlow(this.claimRound(free, spread, findNextDue), this.log);
   }
 
@@ -307,14 +326,13 @@ export class KindWorker<S extends z.ZodType> {
     free: number,
     spread: boolean,
     findNextDue: boolean,
-  ): Promise<{ claimed: number; conflicts: number; nextDueAt: number | null; blocked: boolean; drained: boolean; handOversOnly: boolean; overflow: boolean; queueShort: boolean }> {
+  ): Promise<RoundResult> {
     const { store } = this.settings;
     const seenKeys = new Set<string>();
     let claimed = 0;
     let conflicts = 0;
     let sawDue = false;
     let drained = false;
-    /** The last page read was not full: the round saw the whole due queue (or its shard group's). */
     let queueShort = false;
     let busyUntil: number | null = null;
     let after: ClaimCursor | undefined;
@@ -323,7 +341,6 @@ export class KindWorker<S extends z.ZodType> {
     // listener will hand over the next one too, so no query follows (it would find nothing).
     const freshHandOvers = this.reader.lastTakeWasFreshHandOvers(this.settings.clock());
     let handOversOnly = false;
-    /** Claimable candidates were left over for lack of free slots. */
     let overflow = false;
     const { clock, maxClockSkewMs } = this.settings;
     for (let page = 0; page < MAX_PAGES_PER_ROUND && claimed < free && !this.stopping; ) {
@@ -335,9 +352,8 @@ export class KindWorker<S extends z.ZodType> {
         tasks = buffered;
         buffered = [];
       } else {
-        let short: boolean;
-        ({ tasks, next, short } = await this.reader.nextPage(free - claimed, after));
-        queueShort = short;
+        const read = await this.reader.nextPage(free - claimed, after);
+        ({ tasks, next, short: queueShort } = read);
         sawDue ||= tasks.length > 0;
         drained = tasks.length === 0;
         page++;
@@ -404,10 +420,11 @@ export class KindWorker<S extends z.ZodType> {
       if (next === null || !skippedBusy) break; // more pages only while busy keys fill them
       after = next;
     }
-    if (claimed > 0 || conflicts > 0) return { claimed, conflicts, nextDueAt: null, blocked: false, drained, handOversOnly, overflow, queueShort };
-    if (sawDue) return { claimed, conflicts, nextDueAt: busyUntil, blocked: true, drained, handOversOnly, overflow, queueShort }; // all due work is behind busy keys
+    const seen = { claimed, conflicts, drained, handOversOnly, overflow, queueShort };
+    if (claimed > 0 || conflicts > 0) return { ...seen, nextDueAt: null, blocked: false };
+    if (sawDue) return { ...seen, nextDueAt: busyUntil, blocked: true }; // all due work is behind busy keys
     const nextDueAt = findNextDue ? ((await store.nextDueAt(this.def.kind, CLAIMABLE_STATUSES))?.getTime() ?? null) : null;
-    return { claimed, conflicts, nextDueAt, blocked: false, drained, handOversOnly, overflow, queueShort };
+    return { ...seen, nextDueAt, blocked: false };
   }
 
   /** The task as held in this process (running, or its aborted handler has not returned yet), if it is. */

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { DocumentData } from '@google-cloud/firestore';
+import type { DocumentData, Timestamp } from '@google-cloud/firestore';
 import type { Clock } from '../clock.js';
 import type { OnceTaskLogger } from '../logger.js';
+import type { TaskFields } from '../store/conditional-writer.js';
 import type { TaskStore, VersionedLock } from '../store/task-store.js';
 import { isLockFree } from '../store/key-lock.js';
 
@@ -23,10 +24,14 @@ import { isLockFree } from '../store/key-lock.js';
 
 /** Field set by a release only: the witness of a release whose answer was lost. */
 const RELEASED_BY = 'releasedToken';
+/** A role document is kept this long after its last write (TTL on `expireAt`): one nobody renews goes away. */
+const ROLE_DOC_KEEP_MS = 86_400_000;
 
 export class ListenerRole {
   /** Our token while we hold the role, and the version of our last write. */
-  private held: { token: string; version: VersionedLock['updateTime']; expiresAt: number } | null = null;
+  private held: { token: string; version: Timestamp; expiresAt: number } | null = null;
+  /** The role document's ID. */
+  private readonly docId: string;
   /** The role document as last seen while somebody else holds it. */
   private seen: VersionedLock | null = null;
   private unwatch: (() => void) | null = null;
@@ -47,16 +52,13 @@ export class ListenerRole {
     private readonly canTakeOver: () => boolean,
     /** How long the role is held without a renewal. */
     private readonly leaseMs: number,
-  ) {}
+  ) {
+    this.docId = store.locks.roleDocId(kind);
+  }
 
   /** Whether this process holds the role (by its own clock, with a safety margin). */
   get holding(): boolean {
     return this.held !== null && this.clock() < this.held.expiresAt - this.leaseMs / 6;
-  }
-
-  /** Whether, as last seen, another process holds the role (and so listens for the kind). */
-  get heldElsewhere(): boolean {
-    return this.held === null && this.seen !== null && !isLockFree(this.seen.lock, this.clock() - this.maxClockSkewMs);
   }
 
   /**
@@ -94,14 +96,11 @@ export class ListenerRole {
   async release(): Promise<void> {
     const held = this.held;
     clearTimeout(this.renewTimer);
-    if (!held || !held.version) return;
+    if (!held) return;
     this.held = null;
-    const now = new Date(this.clock());
+    const fields = { holder: null, [RELEASED_BY]: held.token, updatedAt: new Date(this.clock()) };
     try {
-      await this.store.commitConditional(
-        [{ target: 'lock', docId: this.store.locks.roleDocId(this.kind), fields: { holder: null, [RELEASED_BY]: held.token, updatedAt: now }, precondition: held.version }],
-        { witness: (data: DocumentData) => data[RELEASED_BY] === held.token, what: 'release listener role' },
-      );
+      await this.write(fields, held.version, (data) => data[RELEASED_BY] === held.token, 'release listener role');
     } catch (err) {
       this.log.warn({ err }, 'oncetask: could not release the listener role; it expires by itself');
     }
@@ -120,21 +119,14 @@ export class ListenerRole {
   /** Takes a free role (conditional on the version seen); true when it is ours. */
   private async take(current: VersionedLock): Promise<boolean> {
     const token = randomUUID();
-    const now = this.clock();
-    const expiresAt = new Date(now + this.leaseMs);
-    const holder = { token, workerId: this.workerId, expiresAt };
-    // Kept a day past the lease for TTL deletion: a role document nobody renews goes away.
-    const fields = { env: this.store.env, kind: this.kind, resourceKey: '', holder, updatedAt: new Date(now), expireAt: new Date(now + 86_400_000) };
-    const result = await this.store.commitConditional(
-      [{ target: 'lock', docId: current.docId, fields, precondition: current.updateTime ?? 'absent' }],
-      { witness: (data: DocumentData) => (data.holder as { token?: unknown } | null)?.token === token, what: 'take listener role' },
-    );
-    if (!Array.isArray(result)) return false;
+    const { fields, expiresAt, witness } = this.roleFields(token);
+    const version = await this.write({ env: this.store.env, kind: this.kind, resourceKey: '', ...fields }, current.updateTime ?? 'absent', witness, 'take listener role');
+    if (version === null) return false;
     this.unwatch?.();
     this.unwatch = null;
     this.seen = null;
     clearTimeout(this.expiryTimer);
-    this.held = { token, version: result[0]!, expiresAt: expiresAt.getTime() };
+    this.held = { token, version, expiresAt };
     if (this.stopped) {
       // stop() ran while the take was on its way: give it straight back.
       await this.release();
@@ -145,6 +137,27 @@ export class ListenerRole {
     return true;
   }
 
+  /**
+   * The fields of holding the role under `token` for a lease from now, its expiry, and their
+   * witness (the token with that expiry: set by this write only).
+   */
+  private roleFields(token: string): { fields: TaskFields; expiresAt: number; witness: (data: DocumentData) => boolean } {
+    const now = this.clock();
+    const expiresAt = now + this.leaseMs;
+    const holder = { token, workerId: this.workerId, expiresAt: new Date(expiresAt) };
+    const witness = (data: DocumentData): boolean => {
+      const stored = data.holder as { token?: unknown; expiresAt?: { toMillis?: () => number } } | null;
+      return stored?.token === token && stored.expiresAt?.toMillis?.() === expiresAt;
+    };
+    return { fields: { holder, updatedAt: new Date(now), expireAt: new Date(now + ROLE_DOC_KEEP_MS) }, expiresAt, witness };
+  }
+
+  /** A conditional write of the role document; its new version, or null if it changed first. */
+  private async write(fields: TaskFields, precondition: Timestamp | 'absent', witness: (data: DocumentData) => boolean, what: string): Promise<Timestamp | null> {
+    const result = await this.store.commitConditional([{ target: 'lock', docId: this.docId, fields, precondition }], { witness, what });
+    return Array.isArray(result) ? result[0]! : null;
+  }
+
   private scheduleRenewal(): void {
     clearTimeout(this.renewTimer);
     this.renewTimer = setTimeout(() => void this.renew(), this.leaseMs / 3);
@@ -153,25 +166,20 @@ export class ListenerRole {
 
   private async renew(): Promise<void> {
     const held = this.held;
-    if (!held || !held.version || this.stopped) return;
-    const now = this.clock();
-    const expiresAt = new Date(now + this.leaseMs);
-    const holder = { token: held.token, workerId: this.workerId, expiresAt };
+    if (!held || this.stopped) return;
+    const { fields, expiresAt, witness } = this.roleFields(held.token);
     try {
-      const result = await this.store.commitConditional(
-        [{ target: 'lock', docId: this.store.locks.roleDocId(this.kind), fields: { holder, updatedAt: new Date(now), expireAt: new Date(now + 86_400_000) }, precondition: held.version }],
-        { witness: (data: DocumentData) => (data.holder as { expiresAt?: { toMillis?: () => number } } | null)?.expiresAt?.toMillis?.() === expiresAt.getTime() && (data.holder as { token?: unknown }).token === held.token, what: 'renew listener role' },
-      );
+      const version = await this.write(fields, held.version, witness, 'renew listener role');
       if (this.held !== held) return; // released meanwhile
-      if (!Array.isArray(result)) {
+      if (version === null) {
         // Taken over (our lease ran out unseen, or somebody cleared it): listen no more.
         this.held = null;
         this.log.info({}, 'oncetask: listener role taken over by another process');
         this.onChange();
         return;
       }
-      held.version = result[0]!;
-      held.expiresAt = expiresAt.getTime();
+      held.version = version;
+      held.expiresAt = expiresAt;
     } catch (err) {
       this.log.warn({ err }, 'oncetask: could not renew the listener role; trying again');
     }
