@@ -47,6 +47,7 @@ let partitions = 0;
 let lostAcks = 0;
 let started_ = 0;
 let skewedWorkers = 0;
+const skewedPids = new Set<number>();
 
 async function startWorker(): Promise<ChildProcess> {
   const proxy = await FaultProxy.start({ host: emulatorHostname!, port: Number(emulatorPort) });
@@ -65,6 +66,7 @@ async function startWorker(): Promise<ChildProcess> {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   live.add(child);
+  if (skewed && child.pid) skewedPids.add(child.pid);
   proxyOf.set(child, proxy);
   child.once('exit', (code, signal) => {
     live.delete(child);
@@ -220,9 +222,18 @@ for (const e of executions) if (e.key) byKey.set(`${e.kind}/${e.key}`, [...(byKe
 for (const runs of byKey.values()) {
   runs.sort((a, b) => a.start - b.start);
   let busyUntil = -Infinity;
+  let busyWith: Execution | undefined;
   for (const r of runs) {
-    if (r.start < busyUntil && r.pid) keyOverlaps++;
-    busyUntil = Math.max(busyUntil, stoppedAt(r));
+    if (r.start < busyUntil && r.pid) {
+      keyOverlaps++;
+      // A failing run explains itself: both executions, with their workers' fates.
+      const describe = (e: Execution) => ({ ...e, killedAt: killedAt.get(e.pid), skewed: skewedPids.has(e.pid) });
+      console.error('key overlap', JSON.stringify({ earlier: describe(busyWith!), later: describe(r) }));
+    }
+    if (stoppedAt(r) > busyUntil) {
+      busyUntil = stoppedAt(r);
+      busyWith = r;
+    }
   }
 }
 

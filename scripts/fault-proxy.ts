@@ -34,6 +34,7 @@ export class FaultProxy {
   private delayMs = 0;
   private dropArmed = 0;
   private passBeforeDrop = 0;
+  private partitionAfterDrop = false;
   private readonly pairs = new Set<Pair>();
   /** Counters since start. */
   readonly stats: FaultProxyStats = { connections: 0, refused: 0, bytesUp: 0, bytesDown: 0, answersDropped: 0 };
@@ -89,11 +90,14 @@ export class FaultProxy {
    * Loses the next `count` answers: a server→client chunk the size of an answer is swallowed
    * and its connection dropped right after, while the request had been forwarded — a write the
    * server applied whose answer never arrives. Arm it, then issue one write on an idle client;
-   * `after` lets that many answers through first (e.g. the read before a read-then-write).
+   * `after` lets that many answers through first (e.g. the read before a read-then-write);
+   * `thenPartition` partitions the client at the moment the (last) answer is lost, until
+   * {@link heal}: the SDK's re-send and the caller's read-back wait while others act.
    */
-  dropAnswers(count = 1, options: { after?: number } = {}): void {
+  dropAnswers(count = 1, options: { after?: number; thenPartition?: boolean } = {}): void {
     this.dropArmed += count;
     this.passBeforeDrop = options.after ?? 0;
+    this.partitionAfterDrop = options.thenPartition ?? false;
   }
 
   /** Delays forwarding in both directions by `ms` (0: off). */
@@ -130,7 +134,10 @@ export class FaultProxy {
       if (this.dropArmed > 0 && chunk.length >= MIN_ANSWER_BYTES && this.passBeforeDrop-- <= 0) {
         this.dropArmed--;
         this.stats.answersDropped++;
-        this.drop(pair);
+        if (this.dropArmed === 0 && this.partitionAfterDrop) {
+          this.partitionAfterDrop = false;
+          this.partition();
+        } else this.drop(pair);
         return;
       }
       this.stats.bytesDown += chunk.length;

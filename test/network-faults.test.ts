@@ -5,7 +5,10 @@
 import { describe, expect, it } from 'vitest';
 import { noRetry } from '../src/index.js';
 import { LeaseProtocol } from '../src/lease/protocol.js';
+import { isLockFree } from '../src/store/key-lock.js';
+import { keyedTask } from './tasks.js';
 import { TaskStore } from '../src/store/task-store.js';
+import { QueueReader } from '../src/worker/queue-reader.js';
 import { CLAIMABLE_STATUSES } from '../src/task-document.js';
 import { useFirestore, waitFor } from './fixture.js';
 import { KEEP_A_DAY, capturingLogger, jobTask, makeManager, sleep, TEST_COLLECTION, useFaultProxies } from './support.js';
@@ -139,4 +142,49 @@ describe('2. lost acknowledgement: a re-sent write refused is still ours', () =>
     expect(proxy.stats.answersDropped).toBe(1);
     expect((await m.get('job-8'))!.status).toBe('cancelling');
   }, 40_000);
+});
+
+describe('3. lost acknowledgement of a key release, then another worker takes the key', () => {
+  // A worker that ends a keyed task releases the key's lock and remembers the released version,
+  // so its next claim of that key needs no read. If the answer to the release is lost and another
+  // worker claims the key before the first one reads back, the version it sees is the other
+  // worker's claim: remembering that as "released" would let it claim the key a second time.
+  for (const ending of ['release', 'outcome'] as const) {
+    it(`a worker does not take a key another worker holds (answer to its ${ending === 'release' ? 'lock release' : 'outcome + release commit'} lost)`, async () => {
+      const { proxy, firestore } = await proxied();
+      const m = makeManager(db);
+      await m.createMany(keyedTask, [1, 2, 3].map((n) => ({ n, key: 'k' })));
+      const storeA = new TaskStore(firestore, TEST_COLLECTION, m.env);
+      const storeB = new TaskStore(db, TEST_COLLECTION, m.env);
+      const a = new LeaseProtocol(storeA, 'worker-a', KEEP_A_DAY, Date.now);
+      const b = new LeaseProtocol(storeB, 'worker-b', KEEP_A_DAY, Date.now);
+      const readerA = new QueueReader(storeA, a, 'keyed', capturingLogger(), Date.now);
+      const byId = new Map((await storeB.findClaimable('keyed', CLAIMABLE_STATUSES, new Date(), 10)).tasks.map((t) => [t.task.id, t]));
+      const lockSeenBy = async (store: TaskStore) => ({ ...(await store.locks.readLocks('keyed', ['k'])).get('k')!, kind: 'keyed', resourceKey: 'k' });
+      const leaseA = await a.claim([byId.get('keyed-1')!], { leaseMs: 60_000, mode: 'run', lock: await lockSeenBy(storeA) });
+      expect(leaseA).not.toBeNull();
+
+      proxy.dropAnswers(1, { thenPartition: true });
+      // The outcome: keyed-1 failed and is due again at once, so B may take the task itself.
+      const ended = ending === 'release' ? a.releaseLock(leaseA!) : a.fail(leaseA!, leaseA!.tasks[0]!, new Error('try again'), { retryAt: new Date() });
+      await waitFor(() => proxy.stats.answersDropped === 1);
+      // While A cannot reach Firestore, B finds the key free and takes it.
+      const lockForB = await lockSeenBy(storeB);
+      expect(lockForB.lock?.holder).toBeNull();
+      const forB = ending === 'release' ? byId.get('keyed-2')! : (await storeB.findClaimable('keyed', CLAIMABLE_STATUSES, new Date(), 10)).tasks.find((t) => t.task.id === 'keyed-1')!;
+      const leaseB = await b.claim([forB], { leaseMs: 60_000, mode: 'run', lock: lockForB });
+      expect(leaseB).not.toBeNull();
+      proxy.heal();
+      await ended;
+
+      readerA.rememberReleasedLock(leaseA!, 'k');
+      const lockForA = (await readerA.locksFor(['k'])).get('k')!;
+      const again = isLockFree(lockForA.lock, Date.now())
+        ? await a.claim([byId.get('keyed-3')!], { leaseMs: 60_000, mode: 'run', lock: { ...lockForA, kind: 'keyed', resourceKey: 'k' } })
+        : null;
+      expect(again).toBeNull();
+      const stored = (await db.collection(`${TEST_COLLECTION}_keys`).doc(lockForB.docId).get()).data()!;
+      expect(stored.holder.token).toBe(leaseB!.token);
+    }, 60_000);
+  }
 });

@@ -236,7 +236,7 @@ export class LeaseProtocol {
   async releaseLock(lease: Lease): Promise<void> {
     if (!lease.lock || lease.lock.released || lease.ended) return;
     try {
-      await this.writeLock(lease, this.lockReleaseFields(lease), 'release', (data) => data.releasedToken === lease.token);
+      await this.writeLock(lease, this.lockReleaseFields(lease), 'release', releasedBy(lease.token));
       lease.lock.released = true;
     } catch (err) {
       if (!(err instanceof LeaseLostError)) throw err;
@@ -263,16 +263,18 @@ export class LeaseProtocol {
     if (lock && !lock.released && lease.tasks.length === 1 && !held.lost && !lease.ended) {
       const combined = async (): Promise<boolean> => {
         if (lease.ended) return false;
+        // The lock goes first: a lost answer is resolved on the lock's state (see releasedBy),
+        // so the version returned is the release's own, never a later claim's.
         const result = await this.store.commitConditional(
           [
-            { target: 'task', docId: held.docId, fields, precondition: held.updateTime },
             { target: 'lock', docId: lock.docId, fields: this.lockReleaseFields(lease), precondition: lock.updateTime },
+            { target: 'task', docId: held.docId, fields, precondition: held.updateTime },
           ],
-          { deadline: lease.deadline, witness: settledByUs, what: 'outcome' },
+          { deadline: lease.deadline, witness: releasedBy(lease.token), what: 'outcome' },
         );
         if (!Array.isArray(result)) return false;
-        held.updateTime = result[0]!;
-        lock.updateTime = result[1]!;
+        lock.updateTime = result[0]!;
+        held.updateTime = result[1]!;
         lock.released = true;
         return true;
       };
@@ -369,6 +371,16 @@ export class LeaseProtocol {
     lock.queue = next.catch(() => undefined);
     return next;
   }
+}
+
+/**
+ * Witness of a key-lock release by the lease `token`: the lock is still as that release left it
+ * (nobody holds it, and it names our token). Not `releasedToken` alone, which a later claim by
+ * another worker leaves in place: the version read back would then be that claim's, and a
+ * worker remembering it as "released" could claim the key while the other holds it.
+ */
+function releasedBy(token: string): (data: DocumentData) => boolean {
+  return (data) => data.releasedToken === token && data.holder === null;
 }
 
 /** A new worker identity: `host:pid:random`. */

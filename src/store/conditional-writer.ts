@@ -22,7 +22,11 @@ export type TaskFields = Record<string, unknown>;
 export interface WriteOptions {
   /** Monotonic time ({@link monotonicNow}) after which nothing more is sent or awaited (at most the call timeout from now). */
   deadline?: number;
-  /** Recognises the document as written by this write, even after later writes. */
+  /**
+   * Recognises the first document as written by this write, even after later writes. When it
+   * matches, the first document's current version is returned for every write: a caller that
+   * relies on those versions must also check the document is still in the state it wrote.
+   */
   witness?: (data: DocumentData) => boolean;
   /** Names the write in a {@link BackendTimeoutError}. */
   what?: string;
