@@ -188,3 +188,29 @@ describe('3. lost acknowledgement of a key release, then another worker takes th
     }, 60_000);
   }
 });
+
+describe('3b. lost acknowledgement of a key release, nobody else acting', () => {
+  it('the outcome + release commit is recognised as applied, and the remembered version claims the key next without a read', async () => {
+    const { proxy, firestore } = await proxied();
+    const m = makeManager(db);
+    await m.createMany(keyedTask, [1, 2].map((n) => ({ n, key: 'k' })));
+    const store = new TaskStore(firestore, TEST_COLLECTION, m.env);
+    const a = new LeaseProtocol(store, 'worker-a', KEEP_A_DAY, Date.now);
+    const reader = new QueueReader(store, a, 'keyed', capturingLogger(), Date.now);
+    const byId = new Map((await store.findClaimable('keyed', CLAIMABLE_STATUSES, new Date(), 10)).tasks.map((t) => [t.task.id, t]));
+    const lock = { ...(await store.locks.readLocks('keyed', ['k'])).get('k')!, kind: 'keyed', resourceKey: 'k' };
+    const first = await a.claim([byId.get('keyed-1')!], { leaseMs: 60_000, mode: 'run', lock });
+    proxy.dropAnswers(1);
+    await a.succeed(first!, first!.tasks[0]!, null);
+    expect(proxy.stats.answersDropped).toBe(1);
+    expect(first!.lock!.released).toBe(true);
+    expect((await m.get('keyed-1'))!.status).toBe('succeeded');
+
+    reader.rememberReleasedLock(first!, 'k');
+    const reads = store.ops.snapshot().reads;
+    const remembered = (await reader.locksFor(['k'])).get('k')!;
+    expect(store.ops.snapshot().reads).toBe(reads);
+    const second = await a.claim([byId.get('keyed-2')!], { leaseMs: 60_000, mode: 'run', lock: { ...remembered, kind: 'keyed', resourceKey: 'k' } });
+    expect(second).not.toBeNull();
+  }, 60_000);
+});
