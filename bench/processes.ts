@@ -5,6 +5,7 @@
  * reads counted). Each worker is a child process (bench/worker.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { Firestore } from '@google-cloud/firestore';
 import { OnceTaskManager, type OperationStats } from '../src/index.js';
@@ -18,7 +19,7 @@ const sumOps = (s: OperationStats): number => s.reads + s.writes + s.deletes;
 interface Child {
   process: ChildProcess;
   /** Its counters and how many handlers it started. */
-  report(): Promise<{ stats: OperationStats; started: number }>;
+  report(): Promise<{ stats: OperationStats; started: number; cpuMs: number }>;
 }
 
 /** Settings of one phase's worker processes. */
@@ -54,9 +55,9 @@ async function startChild(env: string, collection: string, settings: PhaseSettin
     child.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && resolve());
     child.once('exit', (code) => reject(new Error(`bench worker exited early (${code})`)));
   });
-  const report = (): Promise<{ stats: OperationStats; started: number }> =>
+  const report = (): Promise<{ stats: OperationStats; started: number; cpuMs: number }> =>
     new Promise((resolve) => {
-      child.once('message', (msg) => resolve(msg as { stats: OperationStats; started: number }));
+      child.once('message', (msg) => resolve(msg as { stats: OperationStats; started: number; cpuMs: number }));
       child.send('stats');
     });
   return { process: child, report };
@@ -67,9 +68,12 @@ async function stopChildren(children: readonly Child[]): Promise<void> {
 }
 
 /** Sums the children's reports. */
-async function reportAll(children: readonly Child[]): Promise<{ ops: number; started: number; refused: number; listenerReads: number; queries: number; writes: number; queryReads: number }> {
+async function reportAll(children: readonly Child[]): Promise<{ ops: number; started: number; refused: number; listenerReads: number; queries: number; writes: number; queryReads: number; startedEach: number[]; cpuMs: number; emulatorCpuMs: number }> {
   const reports = await Promise.all(children.map((c) => c.report()));
   return {
+    cpuMs: reports.reduce((s, r) => s + r.cpuMs, 0),
+    emulatorCpuMs: emulatorCpuMs(),
+    startedEach: reports.map((r) => r.started),
     queries: reports.reduce((s, r) => s + r.stats.queries, 0),
     queryReads: reports.reduce((s, r) => s + r.stats.reads - r.stats.listenerReads, 0),
     writes: reports.reduce((s, r) => s + r.stats.writes + r.stats.deletes, 0),
@@ -90,6 +94,29 @@ async function settled(observer: OnceTaskManager, children: readonly Child[], co
   }
 }
 
+/**
+ * CPU time the emulator's processes (its JVM) have used so far, from /proc (0 where there is
+ * none): on a 2-core machine the workers and the emulator share the cores, so a phase's CPU per
+ * task tells where its time went.
+ */
+function emulatorCpuMs(): number {
+  let ticks = 0;
+  try {
+    for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      try {
+        if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('cloud-firestore-emulator')) continue;
+        const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+      } catch {
+        // the process went away
+      }
+    }
+  } catch {
+    return 0;
+  }
+  return ticks * 10; // USER_HZ is 100 on Linux
+}
+
 /** Result of a phase. */
 export interface PhaseResult {
   perSec: number;
@@ -105,6 +132,13 @@ export interface PhaseResult {
   otherReadsPerTask: number;
   /** Writes and deletes per task by the workers (the create not included). */
   workerWritesPerTask: number;
+  /** Tasks each process ran (how the work spread). */
+  startedEach: number[];
+  /** CPU per task of the worker processes together, and of the emulator, in ms. */
+  workerCpuMsPerTask: number;
+  emulatorCpuMsPerTask: number;
+  /** Wall time of the phase, in seconds. */
+  seconds: number;
 }
 
 /**
@@ -134,6 +168,10 @@ export async function backlogPhase(db: Firestore, procs: number, count: number, 
     queriesPerTask: (after.queries - before.queries) / count,
     otherReadsPerTask: (after.queryReads - before.queryReads) / count,
     workerWritesPerTask: (after.writes - before.writes) / count,
+    startedEach: after.startedEach.map((n, i) => n - before.startedEach[i]!),
+    workerCpuMsPerTask: (after.cpuMs - before.cpuMs) / count,
+    emulatorCpuMsPerTask: (after.emulatorCpuMs - before.emulatorCpuMs) / count,
+    seconds,
   };
 }
 
@@ -170,6 +208,10 @@ export async function tricklePhase(db: Firestore, procs: number, count: number, 
     queriesPerTask: (after.queries - before.queries) / count,
     otherReadsPerTask: (after.queryReads - before.queryReads) / count,
     workerWritesPerTask: (after.writes - before.writes) / count,
+    startedEach: after.startedEach.map((n, i) => n - before.startedEach[i]!),
+    workerCpuMsPerTask: (after.cpuMs - before.cpuMs) / count,
+    emulatorCpuMsPerTask: (after.emulatorCpuMs - before.emulatorCpuMs) / count,
+    seconds,
   };
 }
 

@@ -29,7 +29,10 @@ if (process.env.BENCH_KINDS === '3') for (const def of otherBenchTasks) manager.
 if (process.env.BENCH_WAIT_GO !== '1') manager.start();
 
 process.on('message', (msg) => {
-  if (msg === 'stats') process.send?.({ stats: manager.stats(), started });
+  if (msg === 'stats') {
+    const cpu = process.cpuUsage();
+    process.send?.({ stats: manager.stats(), started, cpuMs: (cpu.user + cpu.system) / 1000 });
+  }
   if (msg === 'go') manager.start();
 });
 process.on('SIGTERM', () => {

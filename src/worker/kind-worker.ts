@@ -352,7 +352,7 @@ export class KindWorker<S extends z.ZodType> {
         tasks = buffered;
         buffered = [];
       } else {
-        const read = await this.reader.nextPage(free - claimed, after);
+        const read = await this.reader.nextPage(free - claimed, after, this.settings.listen && this.watcher.active);
         ({ tasks, next, short: queueShort } = read);
         sawDue ||= tasks.length > 0;
         drained = tasks.length === 0;
