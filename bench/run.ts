@@ -361,6 +361,8 @@ const result = {
   opsPerTaskSharded4Procs: round(s4.opsPerTask),
   opsPerTaskTrickle: round(t1.opsPerTask),
   opsPerTask4Procs: round(t4.opsPerTask),
+  // Where each multi-process phase's operations and CPU went (see bench/processes.ts).
+  phases: { p1, p2, p4, s4, t1, t4 },
   localDevSeconds: round(devAuto.totalSeconds, 1),
   localDevPollingSeconds: round(devPolling.totalSeconds, 1),
   listenersRatio: round(devAuto.totalSeconds / devPolling.totalSeconds),

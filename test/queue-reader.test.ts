@@ -44,30 +44,3 @@ describe('QueueReader hand-overs', () => {
   });
 });
 
-/** A stub store whose due-task query returns `due` tasks (as many as the limit allows), after `delayMs`; records the limits asked for. */
-function pagedStore(due: () => number, delayMs = 0): { store: TaskStore; limits: number[] } {
-  const limits: number[] = [];
-  const stub = {
-    env: 'stub',
-    shards: new Shards(1, 'stub'),
-    findClaimable: async (_kind: string, statuses: readonly string[], _now: Date, limit: number) => {
-      if (statuses.includes('pending')) limits.push(limit);
-      if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
-      const n = statuses.includes('pending') ? Math.min(limit, due()) : 0;
-      return { tasks: Array.from({ length: n }, (_, i) => head(`d${i}`, 10)), malformed: [], next: null };
-    },
-  } as unknown as TaskStore;
-  return { store: stub, limits };
-}
-
-describe('QueueReader pages', () => {
-  it('a listening worker reads one task more than its free slots, however large pages have grown', async () => {
-    const { store: slow, limits } = pagedStore(() => 5000, 150);
-    const reader = new QueueReader(slow, {} as LeaseProtocol, 'job', capturingLogger(), Date.now);
-    await reader.nextPage(16, undefined); // slow and full: pages grow to the largest size
-    await reader.nextPage(16, undefined);
-    expect(limits[1]).toBe(1000);
-    await reader.nextPage(3, undefined, true);
-    expect(limits[2]).toBe(4);
-  });
-});

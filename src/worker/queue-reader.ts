@@ -140,14 +140,11 @@ export class QueueReader {
    * The next page of due candidates. Pending tasks are the hot path (one equality on status);
    * running tasks with expired leases and cancelling tasks are looked for every few seconds,
    * and whenever the pending queue runs short. The page grows while queries are slow compared
-   * with claims (a large backlog on the emulator), so one query feeds many claims. A worker
-   * whose queue listener is attached (`listening`) reads one more than it can claim now (that one
-   * tells it that work is waiting for its slots): the rest becomes the head in turn and is handed
-   * over by the listener — read in a page as well, it would be billed twice.
+   * with claims (a large backlog on the emulator), so one query feeds many claims.
    */
-  async nextPage(free: number, after: ClaimCursor | undefined, listening = false): Promise<{ tasks: VersionedTask[]; next: ClaimCursor | null; short: boolean }> {
+  async nextPage(free: number, after: ClaimCursor | undefined): Promise<{ tasks: VersionedTask[]; next: ClaimCursor | null; short: boolean }> {
     const { store } = this;
-    const limit = listening ? free + 1 : Math.max(Math.min(MAX_BASE_PAGE, Math.max(MIN_PAGE_SIZE, free * 2 + 4)), this.pageSize);
+    const limit = Math.max(Math.min(MAX_BASE_PAGE, Math.max(MIN_PAGE_SIZE, free * 2 + 4)), this.pageSize);
     const started = Date.now();
     const { short, ...found } = await this.pendingPage(limit, after, free);
     const took = Date.now() - started;
