@@ -36,7 +36,9 @@ export interface PhaseSettings {
 }
 
 async function startChild(env: string, collection: string, settings: PhaseSettings, waitGo: boolean): Promise<Child> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/worker.ts'], {
+  // BENCH_CPU_PROF=<dir>: each worker writes V8 CPU profiles to <dir>/<phase collection>/ when it exits.
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/${collection}`] : [];
+  const child = spawn(process.execPath, [...prof, '--import', 'tsx', 'bench/worker.ts'], {
     env: {
       ...process.env,
       ONCE_TASK_ENV: env,
@@ -68,11 +70,10 @@ async function stopChildren(children: readonly Child[]): Promise<void> {
 }
 
 /** Sums the children's reports. */
-async function reportAll(children: readonly Child[]): Promise<{ ops: number; started: number; refused: number; listenerReads: number; queries: number; writes: number; queryReads: number; startedEach: number[]; cpuMs: number; emulatorCpuMs: number }> {
+async function reportAll(children: readonly Child[]): Promise<{ ops: number; started: number; refused: number; listenerReads: number; queries: number; writes: number; queryReads: number; startedEach: number[]; cpuMs: number }> {
   const reports = await Promise.all(children.map((c) => c.report()));
   return {
     cpuMs: reports.reduce((s, r) => s + r.cpuMs, 0),
-    emulatorCpuMs: emulatorCpuMs(),
     startedEach: reports.map((r) => r.started),
     queries: reports.reduce((s, r) => s + r.stats.queries, 0),
     queryReads: reports.reduce((s, r) => s + r.stats.reads - r.stats.listenerReads, 0),
@@ -96,7 +97,7 @@ async function settled(observer: OnceTaskManager, children: readonly Child[], co
 
 /**
  * CPU time the emulator's processes (its JVM) have used so far, from /proc (0 where there is
- * none): on a 2-core machine the workers and the emulator share the cores, so a phase's CPU per
+ * none; read at a phase's start and end only, since it scans every process): on a 2-core machine the workers and the emulator share the cores, so a phase's CPU per
  * task tells where its time went.
  */
 function emulatorCpuMs(): number {
@@ -153,11 +154,13 @@ export async function backlogPhase(db: Firestore, procs: number, count: number, 
   await producer.createMany(benchTask, Array.from({ length: count }, (_, n) => ({ n })));
   const children = await Promise.all(Array.from({ length: procs }, () => startChild(env, collection, settings, true)));
   const before = await reportAll(children);
+  const emulatorBefore = emulatorCpuMs();
   const t0 = now();
   for (const c of children) c.process.send('go');
   await settled(new OnceTaskManager({ firestore: db, env, collection }), children, count);
   const seconds = (now() - t0) / 1000;
   const after = await reportAll(children);
+  const emulatorUsed = emulatorCpuMs() - emulatorBefore;
   await stopChildren(children);
   const ops = after.ops - before.ops + count; // + the creates
   return {
@@ -170,7 +173,7 @@ export async function backlogPhase(db: Firestore, procs: number, count: number, 
     workerWritesPerTask: (after.writes - before.writes) / count,
     startedEach: after.startedEach.map((n, i) => n - before.startedEach[i]!),
     workerCpuMsPerTask: (after.cpuMs - before.cpuMs) / count,
-    emulatorCpuMsPerTask: (after.emulatorCpuMs - before.emulatorCpuMs) / count,
+    emulatorCpuMsPerTask: emulatorUsed / count,
     seconds,
   };
 }
@@ -187,6 +190,7 @@ export async function tricklePhase(db: Firestore, procs: number, count: number, 
   const children = await Promise.all(Array.from({ length: procs }, () => startChild(env, collection, settings, false)));
   await sleep(1500); // first looks done, listeners attached
   const before = await reportAll(children);
+  const emulatorBefore = emulatorCpuMs();
   const producerBefore = sumOps(producer.stats());
   const t0 = now();
   for (let n = 0; n < count; n++) {
@@ -198,6 +202,7 @@ export async function tricklePhase(db: Firestore, procs: number, count: number, 
   await settled(new OnceTaskManager({ firestore: db, env, collection }), children, count);
   const seconds = (now() - t0) / 1000;
   const after = await reportAll(children);
+  const emulatorUsed = emulatorCpuMs() - emulatorBefore;
   await stopChildren(children);
   const ops = after.ops - before.ops + creates;
   return {
@@ -210,7 +215,7 @@ export async function tricklePhase(db: Firestore, procs: number, count: number, 
     workerWritesPerTask: (after.writes - before.writes) / count,
     startedEach: after.startedEach.map((n, i) => n - before.startedEach[i]!),
     workerCpuMsPerTask: (after.cpuMs - before.cpuMs) / count,
-    emulatorCpuMsPerTask: (after.emulatorCpuMs - before.emulatorCpuMs) / count,
+    emulatorCpuMsPerTask: emulatorUsed / count,
     seconds,
   };
 }

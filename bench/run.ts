@@ -152,8 +152,10 @@ async function childWorker(env: string): Promise<{ child: ChildProcess; starts: 
     buffer = lines.pop() ?? '';
     for (const line of lines) {
       if (line === 'ready') ready();
+      // Stamped on arrival, on this process's clock: the worker's own clock may be offset from
+      // ours (its performance.timeOrigin is taken when it starts, after any wall-clock step).
       const m = /^start (\S+) ([\d.]+)$/.exec(line);
-      if (m) starts.set(m[1]!, Number(m[2]));
+      if (m) starts.set(m[1]!, now());
     }
   });
   await isReady;
