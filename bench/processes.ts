@@ -100,7 +100,7 @@ async function settled(observer: OnceTaskManager, children: readonly Child[], co
  * none; read at a phase's start and end only, since it scans every process): on a 2-core machine the workers and the emulator share the cores, so a phase's CPU per
  * task tells where its time went.
  */
-function emulatorCpuMs(): number {
+export function emulatorCpuMs(): number {
   let ticks = 0;
   try {
     for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {

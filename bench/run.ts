@@ -10,7 +10,7 @@ import { OnceTaskManager, type OperationStats } from '../src/index.js';
 import { startEmulator } from '../scripts/emulator.js';
 import { newTaskFields } from '../src/task-document.js';
 import { benchTask, keyedBenchTask } from './tasks.js';
-import { backlogPhase, createWhileListeningPhase, tricklePhase } from './processes.js';
+import { backlogPhase, createWhileListeningPhase, emulatorCpuMs, tricklePhase } from './processes.js';
 import { runCapacityPhase } from './capacity.js';
 import { soak } from './soak.js';
 
@@ -102,6 +102,8 @@ async function library(count: number, keys: number, concurrency = CONCURRENCY, s
     if (++done === count) finished();
   }, { concurrency });
   const t1 = now();
+  const cpu0 = process.cpuUsage();
+  const emu0 = emulatorCpuMs();
   m.start();
   await allDone;
   // The last outcome writes land right after the last handler returns; an observer (its own
@@ -109,8 +111,11 @@ async function library(count: number, keys: number, concurrency = CONCURRENCY, s
   const observer = new OnceTaskManager({ firestore: db, env: m.env, collection: m.collection });
   while ((await observer.list({ limit: 1, kind: def, status: 'running' })).tasks.length > 0) await sleep(5);
   const seconds = (now() - t1) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const emulatorMs = emulatorCpuMs() - emu0;
   const stats = m.stats();
   await m.stop({ graceMs: 5000 });
+  if (process.env.BENCH_CPU) console.error(JSON.stringify({ phase: m.collection, perSec: count / seconds, workerCpuMsPerTask: (cpu.user + cpu.system) / 1000 / count, emulatorCpuMsPerTask: emulatorMs / count }));
   return { perSec: count / seconds, createPerSec, opsPerTask: sumOps(stats) / count };
 }
 

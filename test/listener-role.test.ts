@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { OnceTaskManager } from '../src/index.js';
 import { useFirestore, waitFor } from './fixture.js';
-import { jobTask, makeManager, sleep, startWorkerProcess, useFaultProxies } from './support.js';
+import { jobTask, makeManager, sleep, useFaultProxies } from './support.js';
 
 const db = useFirestore();
 const proxied = useFaultProxies();
@@ -83,29 +83,6 @@ describe('the listener role', () => {
     await waitFor(() => total(ran) === 60 || undefined, { timeoutMs: 15_000, message: '60 tasks ran' });
     for (const m of all) expect(ran.get(m)).toBeGreaterThanOrEqual(5);
   });
-
-  it('is kept by a holder whose slots wait on slow outcome writes: a slow backend does not pass it round all processes', async () => {
-    const { proxy, firestore } = await proxied();
-    let ranA = 0;
-    const a = makeManager(firestore, { pollIntervalMs: 60_000 }); // behind the proxy
-    a.handle(jobTask, () => void ranA++, { concurrency: 2 });
-    a.start();
-    await sleep(1000); // a has looked, and taken the role
-    // b in a process of its own (in this process, creates would hand the tasks to it directly).
-    const ledger = `ledger-${a.env}`;
-    await startWorkerProcess(a.env, ledger, { CONCURRENCY: '2', POLL_MS: '60000' });
-    const ranB = async (): Promise<number> => (await db.collection(ledger).get()).size;
-    await sleep(1500);
-    proxy.latency(400); // every call of a's takes 0.8 s more: its handlers return at once, its outcome writes hold its slots
-    await makeManager(db, { env: a.env }).createMany(jobTask, Array.from({ length: 40 }, (_, n) => ({ n })));
-    await sleep(3000);
-    expect(ranA).toBeGreaterThan(0);
-    expect(await ranB()).toBe(0); // a kept the role: b neither listened nor claimed
-    proxy.latency(0);
-    // (After 5 s of it, a hands the role on so b may help; not asserted: on a loaded machine a's
-    // rounds may leave a slot unused now and then, which restarts that clock.)
-    await waitFor(async () => ranA + (await ranB()) === 40 || undefined, { timeoutMs: 40_000, message: '40 tasks ran' });
-  }, 60_000);
 
   it('is taken over when its holder is partitioned away past the role lease; healed, the old holder stops listening', async () => {
     const { proxy, firestore } = await proxied();

@@ -43,4 +43,3 @@ describe('QueueReader hand-overs', () => {
     expect(reader.lastTakeWasFreshHandOvers(Date.now())).toBe(false);
   });
 });
-

@@ -66,13 +66,6 @@ const LISTENER_OFF_WHEN_FULL_MS = 10_000;
  * pile-up that clears sooner is no backlog).
  */
 const ROLE_OFF_WHEN_SATURATED_MS = 250;
-/**
- * The same, while most slots are taken by runs whose handler has returned and whose outcome
- * write has not been answered yet: that is the backend being slow (a commit stall), which other
- * processes could not clear — handing the role on at once would only pass it round them all.
- * If it lasts this long, the slowness may be this process's own (its network): let others help.
- */
-const ROLE_OFF_WHEN_WRITES_STALL_MS = 5000;
 
 /** What one claim round did and saw. */
 interface RoundResult {
@@ -256,11 +249,9 @@ export class KindWorker<S extends z.ZodType> {
         const fullFor = Date.now() - fullSince;
         // Saturated for a while: the listener role (and new work) should go to an idle process.
         const saturatedFor = this.saturatedSince === null ? null : Date.now() - this.saturatedSince;
-        const roleOffAfter = this.handlersFillSlots() ? ROLE_OFF_WHEN_SATURATED_MS : ROLE_OFF_WHEN_WRITES_STALL_MS;
-        if (this.role?.holding && saturatedFor !== null && saturatedFor >= roleOffAfter) await this.giveUpRole();
+        if (this.role?.holding && saturatedFor !== null && saturatedFor >= ROLE_OFF_WHEN_SATURATED_MS) await this.giveUpRole();
         if (fullFor >= LISTENER_OFF_WHEN_FULL_MS) this.watcher.stop();
-        // (Checked again within ROLE_OFF_WHEN_SATURATED_MS: a run's handler may return meanwhile.)
-        const recheck = this.role?.holding && saturatedFor !== null ? Math.min(ROLE_OFF_WHEN_SATURATED_MS, roleOffAfter - saturatedFor) : LISTENER_OFF_WHEN_FULL_MS;
+        const recheck = this.role?.holding && saturatedFor !== null ? ROLE_OFF_WHEN_SATURATED_MS - saturatedFor : LISTENER_OFF_WHEN_FULL_MS;
         await this.sleep(Math.min(sweepIntervalMs, Math.max(50, recheck)));
         continue;
       }
@@ -309,7 +300,6 @@ export class KindWorker<S extends z.ZodType> {
     // Its listener goes too: the head changes with every claim in a backlog, and each change
     // would cost a read (on the emulator, a scan of the collection per commit).
     this.watcher.stop();
-    this.log.debug({ running: this.running.size, saturatedForMs: this.saturatedSince === null ? null : Date.now() - this.saturatedSince }, 'oncetask: saturated; giving the listener role up');
     await this.role?.release();
   }
 
@@ -435,16 +425,6 @@ export class KindWorker<S extends z.ZodType> {
     if (sawDue) return { ...seen, nextDueAt: busyUntil, blocked: true }; // all due work is behind busy keys
     const nextDueAt = findNextDue ? ((await store.nextDueAt(this.def.kind, CLAIMABLE_STATUSES))?.getTime() ?? null) : null;
     return { ...seen, nextDueAt, blocked: false };
-  }
-
-  /**
-   * Whether handlers (rather than outcome writes waiting for an answer) take at least half of
-   * the slots: a run whose every task is settled has a returned handler and only writes left.
-   */
-  private handlersFillSlots(): boolean {
-    let handlers = 0;
-    for (const run of this.running.values()) if (run.lease.tasks.some((t) => !t.settled)) handlers++;
-    return handlers * 2 >= this.options.concurrency;
   }
 
   /** The task as held in this process (running, or its aborted handler has not returned yet), if it is. */
