@@ -18,8 +18,15 @@ const sumOps = (s: OperationStats): number => s.reads + s.writes + s.deletes;
 /** A worker child process and what it reports. */
 interface Child {
   process: ChildProcess;
-  /** Its counters and how many handlers it started. */
-  report(): Promise<{ stats: OperationStats; started: number; cpuMs: number }>;
+  /** Its counters, how many handlers it started, and its CPU time so far. */
+  report(): Promise<ChildReport>;
+}
+
+/** What a worker child reports (bench/worker.ts). */
+interface ChildReport {
+  stats: OperationStats;
+  started: number;
+  cpuMs: number;
 }
 
 /** Settings of one phase's worker processes. */
@@ -57,9 +64,9 @@ async function startChild(env: string, collection: string, settings: PhaseSettin
     child.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && resolve());
     child.once('exit', (code) => reject(new Error(`bench worker exited early (${code})`)));
   });
-  const report = (): Promise<{ stats: OperationStats; started: number; cpuMs: number }> =>
+  const report = (): Promise<ChildReport> =>
     new Promise((resolve) => {
-      child.once('message', (msg) => resolve(msg as { stats: OperationStats; started: number; cpuMs: number }));
+      child.once('message', (msg) => resolve(msg as ChildReport));
       child.send('stats');
     });
   return { process: child, report };
@@ -69,8 +76,11 @@ async function stopChildren(children: readonly Child[]): Promise<void> {
   await Promise.all(children.map((c) => new Promise((resolve) => (c.process.once('exit', resolve), c.process.kill('SIGTERM')))));
 }
 
+/** The children's reports, summed (and tasks started, per child). */
+interface Totals { ops: number; started: number; refused: number; listenerReads: number; queries: number; writes: number; queryReads: number; startedEach: number[]; cpuMs: number }
+
 /** Sums the children's reports. */
-async function reportAll(children: readonly Child[]): Promise<{ ops: number; started: number; refused: number; listenerReads: number; queries: number; writes: number; queryReads: number; startedEach: number[]; cpuMs: number }> {
+async function reportAll(children: readonly Child[]): Promise<Totals> {
   const reports = await Promise.all(children.map((c) => c.report()));
   return {
     cpuMs: reports.reduce((s, r) => s + r.cpuMs, 0),
@@ -97,8 +107,9 @@ async function settled(observer: OnceTaskManager, children: readonly Child[], co
 
 /**
  * CPU time the emulator's processes (its JVM) have used so far, from /proc (0 where there is
- * none; read at a phase's start and end only, since it scans every process): on a 2-core machine the workers and the emulator share the cores, so a phase's CPU per
- * task tells where its time went.
+ * none; read at a phase's start and end only, since it scans every process). On a 2-core
+ * machine the workers and the emulator share the cores: a phase's CPU per task tells where its
+ * time went.
  */
 export function emulatorCpuMs(): number {
   let ticks = 0;
@@ -142,6 +153,25 @@ export interface PhaseResult {
   seconds: number;
 }
 
+/** A phase's result from the children's reports before and after it. */
+function phaseResult(before: Totals, after: Totals, phase: { count: number; creates: number; emulatorMs: number; seconds: number }): PhaseResult {
+  const { count } = phase;
+  const per = (pick: (t: Totals) => number): number => (pick(after) - pick(before)) / count;
+  return {
+    perSec: count / phase.seconds,
+    conflictRate: per((t) => t.refused),
+    opsPerTask: per((t) => t.ops) + phase.creates / count,
+    listenerReadsPerTask: per((t) => t.listenerReads),
+    queriesPerTask: per((t) => t.queries),
+    otherReadsPerTask: per((t) => t.queryReads),
+    workerWritesPerTask: per((t) => t.writes),
+    startedEach: after.startedEach.map((n, i) => n - before.startedEach[i]!),
+    workerCpuMsPerTask: per((t) => t.cpuMs),
+    emulatorCpuMsPerTask: phase.emulatorMs / count,
+    seconds: phase.seconds,
+  };
+}
+
 /**
  * A backlog of `count` no-op tasks drained by `procs` worker processes that start together.
  * Throughput runs from the start signal until the last outcome is written.
@@ -162,20 +192,7 @@ export async function backlogPhase(db: Firestore, procs: number, count: number, 
   const after = await reportAll(children);
   const emulatorUsed = emulatorCpuMs() - emulatorBefore;
   await stopChildren(children);
-  const ops = after.ops - before.ops + count; // + the creates
-  return {
-    perSec: count / seconds,
-    conflictRate: (after.refused - before.refused) / count,
-    opsPerTask: ops / count,
-    listenerReadsPerTask: (after.listenerReads - before.listenerReads) / count,
-    queriesPerTask: (after.queries - before.queries) / count,
-    otherReadsPerTask: (after.queryReads - before.queryReads) / count,
-    workerWritesPerTask: (after.writes - before.writes) / count,
-    startedEach: after.startedEach.map((n, i) => n - before.startedEach[i]!),
-    workerCpuMsPerTask: (after.cpuMs - before.cpuMs) / count,
-    emulatorCpuMsPerTask: emulatorUsed / count,
-    seconds,
-  };
+  return phaseResult(before, after, { count, creates: count, emulatorMs: emulatorUsed, seconds });
 }
 
 /**
@@ -204,20 +221,7 @@ export async function tricklePhase(db: Firestore, procs: number, count: number, 
   const after = await reportAll(children);
   const emulatorUsed = emulatorCpuMs() - emulatorBefore;
   await stopChildren(children);
-  const ops = after.ops - before.ops + creates;
-  return {
-    perSec: count / seconds,
-    conflictRate: (after.refused - before.refused) / count,
-    opsPerTask: ops / count,
-    listenerReadsPerTask: (after.listenerReads - before.listenerReads) / count,
-    queriesPerTask: (after.queries - before.queries) / count,
-    otherReadsPerTask: (after.queryReads - before.queryReads) / count,
-    workerWritesPerTask: (after.writes - before.writes) / count,
-    startedEach: after.startedEach.map((n, i) => n - before.startedEach[i]!),
-    workerCpuMsPerTask: (after.cpuMs - before.cpuMs) / count,
-    emulatorCpuMsPerTask: emulatorUsed / count,
-    seconds,
-  };
+  return phaseResult(before, after, { count, creates, emulatorMs: emulatorUsed, seconds });
 }
 
 /**

@@ -144,6 +144,11 @@ describe('2. lost acknowledgement: a re-sent write refused is still ours', () =>
   }, 40_000);
 });
 
+/** The due keyed tasks, by task ID. */
+const keyedById = async (store: TaskStore) => new Map((await store.findClaimable('keyed', CLAIMABLE_STATUSES, new Date(), 10)).tasks.map((t) => [t.task.id, t]));
+/** Key `k`'s lock as `store` reads it, ready to claim with. */
+const lockOfK = async (store: TaskStore) => ({ ...(await store.locks.readLocks('keyed', ['k'])).get('k')!, kind: 'keyed', resourceKey: 'k' });
+
 describe('3. lost acknowledgement of a key release, then another worker takes the key', () => {
   // A worker that ends a keyed task releases the key's lock and remembers the released version,
   // so its next claim of that key needs no read. If the answer to the release is lost and another
@@ -159,9 +164,8 @@ describe('3. lost acknowledgement of a key release, then another worker takes th
       const a = new LeaseProtocol(storeA, 'worker-a', KEEP_A_DAY, Date.now);
       const b = new LeaseProtocol(storeB, 'worker-b', KEEP_A_DAY, Date.now);
       const readerA = new QueueReader(storeA, a, 'keyed', capturingLogger(), Date.now);
-      const byId = new Map((await storeB.findClaimable('keyed', CLAIMABLE_STATUSES, new Date(), 10)).tasks.map((t) => [t.task.id, t]));
-      const lockSeenBy = async (store: TaskStore) => ({ ...(await store.locks.readLocks('keyed', ['k'])).get('k')!, kind: 'keyed', resourceKey: 'k' });
-      const leaseA = await a.claim([byId.get('keyed-1')!], { leaseMs: 60_000, mode: 'run', lock: await lockSeenBy(storeA) });
+      const byId = await keyedById(storeB);
+      const leaseA = await a.claim([byId.get('keyed-1')!], { leaseMs: 60_000, mode: 'run', lock: await lockOfK(storeA) });
       expect(leaseA).not.toBeNull();
 
       proxy.dropAnswers(1, { thenPartition: true });
@@ -169,9 +173,9 @@ describe('3. lost acknowledgement of a key release, then another worker takes th
       const ended = ending === 'release' ? a.releaseLock(leaseA!) : a.fail(leaseA!, leaseA!.tasks[0]!, new Error('try again'), { retryAt: new Date() });
       await waitFor(() => proxy.stats.answersDropped === 1);
       // While A cannot reach Firestore, B finds the key free and takes it.
-      const lockForB = await lockSeenBy(storeB);
+      const lockForB = await lockOfK(storeB);
       expect(lockForB.lock?.holder).toBeNull();
-      const forB = ending === 'release' ? byId.get('keyed-2')! : (await storeB.findClaimable('keyed', CLAIMABLE_STATUSES, new Date(), 10)).tasks.find((t) => t.task.id === 'keyed-1')!;
+      const forB = ending === 'release' ? byId.get('keyed-2')! : (await keyedById(storeB)).get('keyed-1')!;
       const leaseB = await b.claim([forB], { leaseMs: 60_000, mode: 'run', lock: lockForB });
       expect(leaseB).not.toBeNull();
       proxy.heal();
@@ -197,9 +201,8 @@ describe('3b. lost acknowledgement of a key release, nobody else acting', () => 
     const store = new TaskStore(firestore, TEST_COLLECTION, m.env);
     const a = new LeaseProtocol(store, 'worker-a', KEEP_A_DAY, Date.now);
     const reader = new QueueReader(store, a, 'keyed', capturingLogger(), Date.now);
-    const byId = new Map((await store.findClaimable('keyed', CLAIMABLE_STATUSES, new Date(), 10)).tasks.map((t) => [t.task.id, t]));
-    const lock = { ...(await store.locks.readLocks('keyed', ['k'])).get('k')!, kind: 'keyed', resourceKey: 'k' };
-    const first = await a.claim([byId.get('keyed-1')!], { leaseMs: 60_000, mode: 'run', lock });
+    const byId = await keyedById(store);
+    const first = await a.claim([byId.get('keyed-1')!], { leaseMs: 60_000, mode: 'run', lock: await lockOfK(store) });
     proxy.dropAnswers(1);
     await a.succeed(first!, first!.tasks[0]!, null);
     expect(proxy.stats.answersDropped).toBe(1);

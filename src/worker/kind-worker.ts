@@ -86,7 +86,6 @@ interface RoundResult {
   queueShort: boolean;
 }
 
-
 export class KindWorker<S extends z.ZodType> {
   private readonly running = new Map<string, ActiveRun>();
   private readonly execution: Execution<S>;
@@ -352,8 +351,7 @@ export class KindWorker<S extends z.ZodType> {
         tasks = buffered;
         buffered = [];
       } else {
-        const read = await this.reader.nextPage(free - claimed, after);
-        ({ tasks, next, short: queueShort } = read);
+        ({ tasks, next, short: queueShort } = await this.reader.nextPage(free - claimed, after));
         sawDue ||= tasks.length > 0;
         drained = tasks.length === 0;
         page++;
