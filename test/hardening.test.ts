@@ -258,13 +258,27 @@ describe('8. queue page size', () => {
   it('stays an integer as it shrinks', () => {
     let size = 1000;
     for (let i = 0; i < 20; i++) {
-      size = nextPageSize(size, 1, true);
+      size = nextPageSize(size, 1, false);
       expect(Number.isInteger(size)).toBe(true);
     }
     expect(size).toBe(8);
-    expect(nextPageSize(8, 500, true)).toBe(1000);
     // Slow but short: the queue is short, the backend slow; a larger page would not help.
     expect(nextPageSize(8, 500, false)).toBe(8);
+  });
+
+  it('grows for a backlog the worker has to itself, and shrinks while others win its candidates', () => {
+    // A slow full page (a scanning backend): the largest page at once, contested or not.
+    expect(nextPageSize(8, 500, true)).toBe(1000);
+    expect(nextPageSize(8, 500, true, 0.9)).toBe(1000);
+    // Fast full pages double while this worker wins its candidates...
+    let size = 36;
+    for (let i = 0; i < 3; i++) size = nextPageSize(size, 10, true, 0);
+    expect(size).toBe(288);
+    expect(nextPageSize(800, 10, true, 0)).toBe(1000);
+    // ...and halve once most of them go to other workers (reading them was wasted).
+    for (let i = 0; i < 3; i++) size = nextPageSize(size, 10, true, 0.5);
+    expect(size).toBe(36);
+    expect(Number.isInteger(nextPageSize(37, 10, true, 0.5))).toBe(true);
   });
 
   it('a worker keeps reading its queue after one slow query', async () => {

@@ -260,7 +260,10 @@ export class KindWorker<S extends z.ZodType> {
         errorBackoff = MIN_ERROR_BACKOFF_MS;
         // (Checked while full, above: a pile-up with free slots is the backend being slow, and
         // more processes would not clear it.)
-        if (overflow) this.saturatedSince ??= Date.now();
+        // Saturated: work was left over, or every slot is now in use and the listener has already
+        // shown the next due head (a backlog drained at exactly our pace through hand-overs looks
+        // like a trickle otherwise, and the role would never be handed on).
+        if (overflow || (claimed >= free && this.reader.offeredHeads().some((t) => !this.heldHere(t.docId)))) this.saturatedSince ??= Date.now();
         else if (claimed < free) this.saturatedSince = null; // slots left over: no longer saturated
         spread = conflicts > 0;
         // The queue moved: look again at once — unless the listener is attached and either the
@@ -410,6 +413,7 @@ export class KindWorker<S extends z.ZodType> {
       // Mostly lost races on old candidates: the buffer is stale, query afresh.
       if (fromBuffer && lost > won) this.reader.dropBuffer();
       if (fromBuffer && freshHandOvers && results.length > 0) this.handOverLossRate += (lost / results.length - this.handOverLossRate) * 0.2;
+      else this.reader.recordPageClaims(won, lost);
       if (fromBuffer && freshHandOvers && !skippedBusy) {
         handOversOnly = true; // (a head behind a busy key needs the query's "blocked" look instead)
         break;

@@ -43,8 +43,10 @@ export class QueueReader {
   private lastTaken: { offered: VersionedTask[]; page: VersionedTask[] } = { offered: [], page: [] };
   /** Unclaimed due candidates of the last page. */
   private buffer: { tasks: VersionedTask[]; at: number } | null = null;
-  /** Current page size of the due-task query (adapts to query latency). */
+  /** Current page size of the due-task query (adapts to query latency and contention). */
   private pageSize = MIN_PAGE_SIZE;
+  /** Share of claims on page candidates lost to other workers (a moving average). */
+  private pageLossRate = 0;
   /**
    * When expired leases and cancel requests were last looked for. A new worker looks a second
    * after it starts (a worker that replaces a crashed one has its leases to recover), or at once
@@ -88,6 +90,11 @@ export class QueueReader {
     this.offered = [head, ...keep.filter((t) => t.docId !== head.docId)].slice(0, MAX_OFFERED);
   }
 
+  /** Heads handed over since the last round began (not yet tried). */
+  offeredHeads(): readonly VersionedTask[] {
+    return this.offered;
+  }
+
   /** How late handed-over heads arrive after they came due (a moving average, ms). */
   get listenerDelay(): number {
     return this.listenerDelayMs;
@@ -107,6 +114,11 @@ export class QueueReader {
     this.listenerDelayMs += (Math.max(0, newest) - this.listenerDelayMs) * 0.2;
     const fresh = Math.min(MAX_FRESH_MS, Math.max(MIN_FRESH_MS, 2 * this.listenerDelayMs + 50));
     return [...offered, ...page].every((t) => now - t.task.waitUntil.getTime() <= fresh);
+  }
+
+  /** Counts the claims tried on page candidates (not handed-over heads): won, and lost to other workers. */
+  recordPageClaims(won: number, lost: number): void {
+    if (won + lost > 0) this.pageLossRate += (lost / (won + lost) - this.pageLossRate) * 0.3;
   }
 
   /** Keeps candidates for the next round (`at`: when they were read). */
@@ -150,7 +162,7 @@ export class QueueReader {
     const took = Date.now() - started;
     // A slow query (a large backlog on a scanning backend) makes the next page as large as allowed
     // at once; fast ones shrink it back, so idle and light loads read no more than they claim.
-    this.pageSize = nextPageSize(this.pageSize, took, !short);
+    this.pageSize = nextPageSize(this.pageSize, took, !short, this.pageLossRate);
     this.othersInterval = Math.max(OTHER_STATUSES_INTERVAL_MS, took * 20);
     let { tasks, malformed } = found;
     if (after === undefined && (short || started - this.othersCheckedAt >= this.othersInterval)) {
@@ -251,15 +263,28 @@ export class QueueReader {
   }
 }
 
+/** A page's candidates lost to other workers above this share (moving average): the page is contested. */
+const CONTESTED_LOSS_RATE = 0.25;
+
 /**
- * The next page size after a due-task query that took `tookMs` and came back `full` (or not): a
- * slow query that filled its page (a large backlog on a scanning backend) jumps to the largest
- * page; a slow one that did not (a slow backend, a short queue) keeps the size, since a larger
- * page would only read tasks again that the listener hands over anyway; fast ones halve it back
- * towards the smallest. Always an integer: Firestore refuses a fractional `limit`.
+ * The next page size after a due-task query that took `tookMs` and came back `full` (or not),
+ * given the share of recent page candidates whose claims were lost to other workers
+ * (`lossRate`, a moving average).
+ * - Full and slow (a scanning backend such as the emulator, where a query costs far more than
+ *   the documents it returns): the largest page at once, so one query feeds many claims.
+ * - Full, fast and contested (other processes read the same head and win its tasks): halve
+ *   towards the smallest, since a candidate another worker takes was read for nothing and
+ *   queries are cheap; several processes then each read about what they claim.
+ * - Full, fast and uncontested (a backlog this worker has to itself): double, so a lone worker
+ *   needs few queries for a long queue.
+ * - Not full: a slow one keeps the size (the queue is short, the backend slow; a larger page
+ *   would only read tasks again that the listener hands over anyway); a fast one halves it back,
+ *   so idle and light loads read no more than they claim.
+ * Always an integer: Firestore refuses a fractional `limit`.
  */
-export function nextPageSize(current: number, tookMs: number, full: boolean): number {
-  if (tookMs > SLOW_QUERY_MS) return full ? MAX_PAGE_SIZE : current;
-  if (tookMs < FAST_QUERY_MS) return Math.max(MIN_PAGE_SIZE, Math.floor(current / 2));
-  return current;
+export function nextPageSize(current: number, tookMs: number, full: boolean, lossRate = 0): number {
+  const halved = Math.max(MIN_PAGE_SIZE, Math.floor(current / 2));
+  if (!full) return tookMs < FAST_QUERY_MS ? halved : current;
+  if (tookMs > SLOW_QUERY_MS) return MAX_PAGE_SIZE;
+  return lossRate > CONTESTED_LOSS_RATE ? halved : Math.min(MAX_PAGE_SIZE, current * 2);
 }
