@@ -284,6 +284,7 @@ if (ONLY === 'listeners') {
 }
 if (ONLY === 'procs') {
   const settings = { project: PROJECT, concurrency: CONCURRENCY };
+  await backlogPhase(db, 1, N, settings); // warms the emulator's JVM, as the earlier phases of a full run do
   const p1 = await backlogPhase(db, 1, N, settings);
   const p2 = await backlogPhase(db, 2, N, settings);
   const p4 = await backlogPhase(db, 4, N, settings);
