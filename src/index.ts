@@ -9,6 +9,7 @@ export type {
   OnceTaskManagerOptions,
   CreateOptions,
   CreateResult,
+  CreateManyOptions,
   CreateManyResult,
   StopOptions,
   ListOptions,

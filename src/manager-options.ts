@@ -118,6 +118,12 @@ export interface CreateResult {
   created: boolean;
 }
 
+/** Options of {@link OnceTaskManager.createMany}. */
+export interface CreateManyOptions {
+  /** Not before this time, for every task. Default: now. */
+  waitUntil?: Date;
+}
+
 /** Result of {@link OnceTaskManager.createMany}. */
 export interface CreateManyResult {
   /** IDs in input order. */

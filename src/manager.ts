@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { assertDefinition, TaskAdmin } from './admin/task-admin.js';
 import { TaskReads, type ListOptions, type ListPage } from './admin/task-reads.js';
 import { DEFAULT_MAX_CLOCK_SKEW_MS, systemClock, type Clock } from './clock.js';
+import { assertKnownOptions, optionNames } from './known-options.js';
 import { HandlerAlreadyRegisteredError, InvalidIdError, InvalidOptionsError, InvalidPayloadError } from './errors.js';
 import type { GroupHandler, GroupHandlerOptions, HandlerOptions, HandlerSpec, TaskHandler } from './handlers.js';
 import { LeaseProtocol, newWorkerId, type Retention } from './lease/protocol.js';
@@ -30,14 +31,23 @@ import { toFirestoreValue } from './values.js';
 import { KindWorker } from './worker/kind-worker.js';
 
 export type { ListOptions, ListPage } from './admin/task-reads.js';
-export type { OnceTaskManagerOptions, CreateOptions, CreateResult, CreateManyResult, StopOptions } from './manager-options.js';
-import type { OnceTaskManagerOptions, CreateOptions, CreateResult, CreateManyResult, StopOptions } from './manager-options.js';
+export type { OnceTaskManagerOptions, CreateOptions, CreateResult, CreateManyOptions, CreateManyResult, StopOptions } from './manager-options.js';
+import type { OnceTaskManagerOptions, CreateOptions, CreateResult, CreateManyOptions, CreateManyResult, StopOptions } from './manager-options.js';
 
 /** Longest ID of a recurring generator, so its occurrence IDs stay within 500 bytes. */
 const MAX_GENERATOR_ID_BYTES = 470;
 
 /** Wakes local workers of (collection, env, kind) when a task is created in this process. */
 const localWorkers = new Map<string, Set<{ wake(dueHead?: VersionedTask): void }>>();
+
+const MANAGER_OPTIONS = optionNames<OnceTaskManagerOptions>()([
+  'firestore', 'env', 'collection', 'shards', 'logger', 'retentionMs', 'failedRetentionMs', 'listen', 'listenerRoleMs',
+  'pollIntervalMs', 'sweepIntervalMs', 'workerId', 'clock', 'maxClockSkewMs', 'callTimeoutMs', 'writeBatching',
+]);
+const CREATE_OPTIONS = optionNames<CreateOptions>()(['waitUntil', 'transaction', 'batch', 'recurrence']);
+const CREATE_MANY_OPTIONS = optionNames<CreateManyOptions>()(['waitUntil']);
+const STOP_OPTIONS = optionNames<StopOptions>()(['graceMs']);
+const LIMIT_OPTIONS = optionNames<{ limit?: number }>()(['limit']);
 
 /**
  * The entry point: creates tasks, registers handlers, runs workers, and reads and administers
@@ -66,6 +76,7 @@ export class OnceTaskManager {
 
   constructor(options: OnceTaskManagerOptions) {
     if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('OnceTaskManager: expected an options object');
+    assertKnownOptions(options, MANAGER_OPTIONS, 'OnceTaskManager');
     const { firestore, logger, clock, ...rest } = options;
     if (clock !== undefined && typeof clock !== 'function') throw new InvalidOptionsError('OnceTaskManager: option "clock" must be a function returning ms since the epoch');
     if (typeof firestore !== 'object' || firestore === null || typeof firestore.collection !== 'function') {
@@ -109,6 +120,7 @@ export class OnceTaskManager {
    */
   async create<S extends z.ZodType>(def: TaskDefinition<S>, data: z.input<S>, options: CreateOptions = {}): Promise<CreateResult> {
     assertDefinition(def);
+    assertKnownOptions(options, CREATE_OPTIONS, 'create');
     const { transaction, batch, waitUntil, recurrence } = options;
     if (transaction && batch) throw new InvalidOptionsError('create: pass either "transaction" or "batch", not both');
     if (recurrence !== undefined && waitUntil !== undefined) {
@@ -136,9 +148,10 @@ export class OnceTaskManager {
   async createMany<S extends z.ZodType>(
     def: TaskDefinition<S>,
     data: readonly z.input<S>[],
-    options: { waitUntil?: Date } = {},
+    options: CreateManyOptions = {},
   ): Promise<CreateManyResult> {
     assertDefinition(def);
+    assertKnownOptions(options, CREATE_MANY_OPTIONS, 'createMany');
     if (!Array.isArray(data)) throw new InvalidOptionsError('createMany: data must be an array');
     const now = options.waitUntil ?? new Date(this.clock());
     const items = data.map((item, index) => {
@@ -224,7 +237,7 @@ export class OnceTaskManager {
     const where = `${method}(${def.kind})`;
     if (typeof spec.handler !== 'function') throw new InvalidOptionsError(`${where}: handler must be a function`);
     if (this.workers.has(def.kind)) throw new HandlerAlreadyRegisteredError(def.kind);
-    const resolved = resolveHandlerOptions(options, where);
+    const resolved = resolveHandlerOptions(options, where, spec.mode === 'group');
     const worker = new KindWorker(
       {
         store: this.store,
@@ -268,6 +281,7 @@ export class OnceTaskManager {
    * and handler run has ended.
    */
   async stop(options: StopOptions = {}): Promise<void> {
+    assertKnownOptions(options, STOP_OPTIONS, 'stop');
     const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
     if (typeof graceMs !== 'number' || !Number.isFinite(graceMs) || graceMs < 0) {
       throw new InvalidOptionsError('stop: option "graceMs" must be a number >= 0');
@@ -311,11 +325,13 @@ export class OnceTaskManager {
   async listByResourceKey(def: TaskDefinition, resourceKey: string, options: { limit?: number } = {}): Promise<TaskInfo[]> {
     assertDefinition(def);
     assertKey(resourceKey);
+    assertKnownOptions(options, LIMIT_OPTIONS, 'listByResourceKey');
     return this.reads.listByResourceKey(def.kind, resourceKey, options ?? {});
   }
 
   /** The occurrences a recurring generator has spawned, oldest slot first. */
   async listOccurrences(generatorId: string, options: { limit?: number } = {}): Promise<TaskInfo[]> {
+    assertKnownOptions(options, LIMIT_OPTIONS, 'listOccurrences');
     return this.reads.listOccurrences(generatorId, options ?? {});
   }
 

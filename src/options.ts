@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { InvalidOptionsError } from './errors.js';
+import { assertKnownOptions, optionNames } from './known-options.js';
+import type { GroupHandlerOptions, HandlerOptions } from './handlers.js';
 import { MAX_SHARDS } from './store/shards.js';
 import { assertRetryPolicy, exponentialBackoff } from './retry.js';
 import type { ResolvedHandlerOptions } from './handlers.js';
@@ -73,8 +75,13 @@ export function parseOptions<T extends z.ZodType>(schema: T, value: unknown, whe
   throw new InvalidOptionsError(`${where}: ${path === '' ? 'options' : `option "${path}"`}: ${issue?.message ?? 'invalid'}`);
 }
 
-/** Validates `handle()` / `handleGroup()` options and applies defaults. */
-export function resolveHandlerOptions(value: unknown, where: string): ResolvedHandlerOptions {
+const HANDLER_OPTIONS = optionNames<HandlerOptions>()(['retry', 'cancelRetry', 'onCancel', 'leaseMs', 'concurrency', 'timeoutMs']);
+const GROUP_HANDLER_OPTIONS = optionNames<GroupHandlerOptions>()([...HANDLER_OPTIONS as HandlerOptionName[], 'maxBatchSize']);
+type HandlerOptionName = keyof HandlerOptions;
+
+/** Validates `handle()` / `handleGroup()` options (`grouped`: the latter's) and applies defaults. */
+export function resolveHandlerOptions(value: unknown, where: string, grouped = true): ResolvedHandlerOptions {
+  assertKnownOptions(value, grouped ? GROUP_HANDLER_OPTIONS : HANDLER_OPTIONS, where);
   const options = parseOptions(handlerOptionsSchema, value, where);
   const retry: RetryPolicy = (options.retry as RetryPolicy | undefined) ?? exponentialBackoff();
   assertRetryPolicy(retry, `${where}: option "retry"`);

@@ -1,3 +1,4 @@
+import { assertKnownOptions, optionNames } from './known-options.js';
 import rrulePkg from 'rrule';
 import type { Options as RRuleOptions, RRule as RRuleType } from 'rrule';
 import { InvalidOptionsError } from './errors.js';
@@ -186,12 +187,15 @@ class Series {
   }
 }
 
+const RECURRENCE_OPTIONS = optionNames<RecurrenceOptions>()(['rrule', 'dtstart', 'tzid', 'exdates', 'catchUp']);
+
 /**
  * Validates recurrence options (throws {@link InvalidOptionsError} naming the problem) and
  * finds the first slot. Nothing is written by the caller if this throws.
  */
 export function prepareRecurrence(options: RecurrenceOptions): { recurrence: StoredRecurrence; cursor: SeriesCursor; at: Date } {
   if (typeof options !== 'object' || options === null) invalid('expected an object');
+  assertKnownOptions(options, RECURRENCE_OPTIONS, 'recurrence');
   const tzid = options.tzid ?? 'UTC';
   if (typeof tzid !== 'string' || !isValidTimeZone(tzid)) invalid(`unknown time zone ${JSON.stringify(options.tzid)}`);
   if (typeof options.rrule !== 'string') invalid('rrule must be a string');

@@ -1,4 +1,5 @@
 import { InvalidOptionsError, NonRetryableError } from './errors.js';
+import { assertKnownOptions, optionNames } from './known-options.js';
 
 /**
  * Retry policies decide, after a failed attempt, whether the task runs again and when.
@@ -47,6 +48,7 @@ function retryable(err: Error): boolean {
 
 /** Exponential backoff: `baseMs * multiplier^(attempt-1)`, capped at `maxMs`, with jitter. */
 export function exponentialBackoff(options: ExponentialBackoffOptions = {}): RetryPolicy {
+  assertKnownOptions(options, optionNames<ExponentialBackoffOptions>()(['maxAttempts', 'baseMs', 'maxMs', 'multiplier', 'jitter']), 'exponentialBackoff');
   const { maxAttempts = 3, baseMs = 1000, maxMs = 5 * 60_000, multiplier = 2, jitter = 'equal' } = options;
   checkCount('exponentialBackoff: maxAttempts', maxAttempts, 1);
   checkMs('exponentialBackoff: baseMs', baseMs);
@@ -78,6 +80,7 @@ export interface FixedDelayOptions {
 
 /** The same delay before every retry. */
 export function fixedDelay(options: FixedDelayOptions = {}): RetryPolicy {
+  assertKnownOptions(options, optionNames<FixedDelayOptions>()(['maxAttempts', 'delayMs']), 'fixedDelay');
   const { maxAttempts = 3, delayMs = 1000 } = options;
   checkCount('fixedDelay: maxAttempts', maxAttempts, 1);
   checkMs('fixedDelay: delayMs', delayMs);

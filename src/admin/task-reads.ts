@@ -1,3 +1,4 @@
+import { assertKnownOptions, optionNames } from '../known-options.js';
 import { InvalidOptionsError } from '../errors.js';
 import type { OnceTaskLogger } from '../logger.js';
 import type { TaskStore } from '../store/task-store.js';
@@ -27,6 +28,8 @@ export interface ListPage {
   malformed: { docId: string; reason: string }[];
 }
 
+const LIST_OPTIONS = optionNames<ListOptions>()(['kind', 'status', 'limit', 'cursor']);
+
 export class TaskReads {
   constructor(
     private readonly store: TaskStore,
@@ -48,6 +51,7 @@ export class TaskReads {
 
   /** Lists tasks newest first, optionally by kind and status, a page at a time. */
   async list(options: ListOptions): Promise<ListPage> {
+    assertKnownOptions(options, LIST_OPTIONS, 'list');
     const { limit, status, cursor } = options ?? ({} as ListOptions);
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new InvalidOptionsError('list: option "limit" must be an integer 1-1000');
     if (status !== undefined && !TASK_STATUSES.includes(status)) {
