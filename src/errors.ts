@@ -20,7 +20,8 @@ export type OnceTaskErrorCode =
   | 'SHUTDOWN'
   | 'TASK_CANCELLED'
   | 'ENVIRONMENT_MISMATCH'
-  | 'BACKEND_TIMEOUT';
+  | 'BACKEND_TIMEOUT'
+  | 'HOOK_TIMEOUT';
 
 /** Base class of every error raised by oncetask. */
 export class OnceTaskError extends Error {
@@ -187,5 +188,16 @@ export class BackendTimeoutError extends OnceTaskError {
     super('BACKEND_TIMEOUT', `${operation}: Firestore did not answer within ${timeoutMs} ms; the outcome is unknown and the call is safe to repeat`);
     this.operation = operation;
     this.timeoutMs = timeoutMs;
+  }
+}
+
+/** A `beforeRun` hook did not return within `hookTimeoutMs`: recorded as the attempt's error. */
+export class HookTimeoutError extends OnceTaskError {
+  constructor(
+    /** Which hook. */
+    readonly hook: string,
+    readonly timeoutMs: number,
+  ) {
+    super('HOOK_TIMEOUT', `${hook} hook did not return within ${timeoutMs} ms`);
   }
 }

@@ -50,6 +50,8 @@ export {
   TaskCancelledError,
   EnvironmentMismatchError,
   BackendTimeoutError,
+  HookTimeoutError,
 } from './errors.js';
 export type { Clock } from './clock.js';
 export type { OnceTaskErrorCode, ValidationIssue } from './errors.js';
+export type { TaskHooks, TaskOutcome, TaskFailureInfo } from './worker/hooks.js';

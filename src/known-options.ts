@@ -32,7 +32,7 @@ function closestName(name: string, known: readonly string[]): string | null {
     const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
     if (best === null || distance < best.distance) best = { name: candidate, distance };
   }
-  return best !== null && best.distance <= Math.max(2, Math.floor(name.length / 4)) ? best.name : null;
+  return best !== null && best.distance <= Math.max(2, Math.floor(best.name.length / 3)) ? best.name : null;
 }
 
 /** Levenshtein distance (insertions, deletions, substitutions). */

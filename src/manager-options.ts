@@ -3,6 +3,7 @@ import type { Firestore, Transaction, WriteBatch } from '@google-cloud/firestore
 import type { Clock } from './clock.js';
 import type { OnceTaskLogger } from './logger.js';
 import type { RecurrenceOptions } from './recurrence.js';
+import type { TaskHooks } from './worker/hooks.js';
 
 /** The option and result types of {@link OnceTaskManager}'s own methods, each option documented where it is defined. */
 
@@ -94,6 +95,16 @@ export interface OnceTaskManagerOptions {
    * write on its own.
    */
   writeBatching?: false | { windowMs?: number; maxWrites?: number };
+  /**
+   * Called around attempts: `beforeRun(task, ctx)` before each handler call (its throw fails the
+   * attempt), `onTaskFailed(task, error, { final, retryAt })` after a failure was recorded, and
+   * `onTaskSettled(task, outcome)` after any outcome was recorded. An error reporter (Sentry,
+   * Cloud Error Reporting) plugs in here; the recorded error keeps its stack trace. A hook that
+   * throws is logged and ignored; none is waited for longer than `hookTimeoutMs`.
+   */
+  hooks?: TaskHooks;
+  /** Longest wait for one hook call, in ms (a `beforeRun` past it fails the attempt with `HOOK_TIMEOUT`). Default 5000. */
+  hookTimeoutMs?: number;
 }
 
 /** Options of {@link OnceTaskManager.create}. */

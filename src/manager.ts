@@ -28,6 +28,7 @@ import { prepareRecurrence, type RecurrenceOptions } from './recurrence.js';
 import { newTaskFields, OPEN_STATUSES, type TaskInfo } from './task-document.js';
 import { assertValidId, identify, parsePayload, type TaskDefinition } from './task-definition.js';
 import { toFirestoreValue } from './values.js';
+import { DEFAULT_HOOK_TIMEOUT_MS, HookRunner, type TaskHooks } from './worker/hooks.js';
 import { KindWorker } from './worker/kind-worker.js';
 
 export type { ListOptions, ListPage } from './admin/task-reads.js';
@@ -42,8 +43,20 @@ const localWorkers = new Map<string, Set<{ wake(dueHead?: VersionedTask): void }
 
 const MANAGER_OPTIONS = optionNames<OnceTaskManagerOptions>()([
   'firestore', 'env', 'collection', 'shards', 'logger', 'retentionMs', 'failedRetentionMs', 'listen', 'listenerRoleMs',
-  'pollIntervalMs', 'sweepIntervalMs', 'workerId', 'clock', 'maxClockSkewMs', 'callTimeoutMs', 'writeBatching',
+  'pollIntervalMs', 'sweepIntervalMs', 'workerId', 'clock', 'maxClockSkewMs', 'callTimeoutMs', 'writeBatching', 'hooks', 'hookTimeoutMs',
 ]);
+const HOOK_NAMES = optionNames<TaskHooks>()(['beforeRun', 'onTaskFailed', 'onTaskSettled']);
+
+/** Checks the `hooks` option: an object of functions with known names. */
+function checkHooks(hooks: unknown): TaskHooks {
+  if (hooks === undefined) return {};
+  if (typeof hooks !== 'object' || hooks === null) throw new InvalidOptionsError('OnceTaskManager: option "hooks" must be an object');
+  assertKnownOptions(hooks, HOOK_NAMES, 'OnceTaskManager: option "hooks"');
+  for (const [name, hook] of Object.entries(hooks)) {
+    if (hook !== undefined && typeof hook !== 'function') throw new InvalidOptionsError(`OnceTaskManager: hook "${name}" must be a function`);
+  }
+  return hooks as TaskHooks;
+}
 const CREATE_OPTIONS = optionNames<CreateOptions>()(['waitUntil', 'transaction', 'batch', 'recurrence']);
 const CREATE_MANY_OPTIONS = optionNames<CreateManyOptions>()(['waitUntil']);
 const STOP_OPTIONS = optionNames<StopOptions>()(['graceMs']);
@@ -73,11 +86,12 @@ export class OnceTaskManager {
   private readonly listenerRoleMs: number;
   private readonly workers = new Map<string, KindWorker<z.ZodType>>();
   private started = false;
+  private readonly hooks: HookRunner;
 
   constructor(options: OnceTaskManagerOptions) {
     if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('OnceTaskManager: expected an options object');
     assertKnownOptions(options, MANAGER_OPTIONS, 'OnceTaskManager');
-    const { firestore, logger, clock, ...rest } = options;
+    const { firestore, logger, clock, hooks, ...rest } = options;
     if (clock !== undefined && typeof clock !== 'function') throw new InvalidOptionsError('OnceTaskManager: option "clock" must be a function returning ms since the epoch');
     if (typeof firestore !== 'object' || firestore === null || typeof firestore.collection !== 'function') {
       throw new InvalidOptionsError('OnceTaskManager: option "firestore" must be a Firestore instance');
@@ -109,6 +123,7 @@ export class OnceTaskManager {
       },
     });
     this.reads = new TaskReads(this.store, this.logger);
+    this.hooks = new HookRunner(checkHooks(hooks), parsed.hookTimeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS, this.logger);
   }
 
   // ---- creating -------------------------------------------------------------------------
@@ -250,6 +265,7 @@ export class OnceTaskManager {
         retentionMs: this.retention.retentionMs,
         clock: this.clock,
         maxClockSkewMs: this.maxClockSkewMs,
+        hooks: this.hooks,
       },
       def,
       spec,
@@ -290,6 +306,7 @@ export class OnceTaskManager {
     this.started = false;
     for (const [kind, worker] of this.workers) localWorkers.get(this.wakeKey(kind))?.delete(worker);
     await Promise.all([...this.workers.values()].map((w) => w.stop(graceMs)));
+    await this.hooks.drain(); // e.g. an error reporter still sending the last failure (each call is bounded)
     this.logger.info({}, 'oncetask: workers stopped');
   }
 

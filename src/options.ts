@@ -45,6 +45,7 @@ export const managerOptionsSchema = z.object({
   workerId: z.string().min(1).max(200).optional(),
   maxClockSkewMs: z.number().finite().min(0).max(3_600_000).optional(),
   callTimeoutMs: z.number().finite().min(100).optional(),
+  hookTimeoutMs: z.number().finite().min(1).max(600_000).optional(),
   shards: z.number().int().min(1).max(MAX_SHARDS).optional(),
   writeBatching: z
     .union([z.literal(false), z.object({ windowMs: z.number().finite().min(0).max(1000).optional(), maxWrites: z.number().int().min(1).max(500).optional() }).strict()])

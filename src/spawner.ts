@@ -43,7 +43,7 @@ export class Spawner {
       this.log.error({ taskId: task.id, err: error }, 'oncetask: generator has an unreadable schedule; failed');
       const written = await this.store.updateIfUnchanged(
         docId,
-        { ...this.ended('failed', now), errors: [{ at: now, attempt: 0, message: error.message, code: error.code }], errorCount: task.errorCount + 1 },
+        { ...this.ended('failed', now), errors: [{ at: now, attempt: 0, message: error.message, code: error.code, stack: null }], errorCount: task.errorCount + 1 },
         updateTime,
       );
       return written.ok ? 'moved' : 'conflict';

@@ -34,8 +34,10 @@ export interface TaskErrorRecord {
   attempt: number;
   /** The error's message. */
   message: string;
-  /** The error's `code` when it had one (e.g. `HANDLER_TIMEOUT`). */
+  /** The error's `code` when it had one (e.g. `HANDLER_TIMEOUT`, or a handler's own string code). */
   code: string | null;
+  /** The error's stack trace, capped at 4000 characters (null when it had none, or was recorded before stacks were). */
+  stack: string | null;
 }
 
 /** The live lease of a running task. */
@@ -114,6 +116,7 @@ const storedError = z.object({
   attempt: counter,
   message: z.string(),
   code: z.string().nullable().optional().transform((c) => c ?? null),
+  stack: z.string().nullable().optional().transform((s) => s ?? null),
 });
 
 /** Schema of a stored task document, used to detect malformed documents. */

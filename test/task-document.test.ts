@@ -31,7 +31,7 @@ describe('decodeStoredTask', () => {
 describe('appendError', () => {
   it(`keeps only the last ${MAX_RECORDED_ERRORS} errors`, () => {
     let errors = [] as ReturnType<typeof appendError>;
-    for (let i = 1; i <= 25; i++) errors = appendError(errors, { at: new Date(), attempt: i, message: `e${i}`, code: null });
+    for (let i = 1; i <= 25; i++) errors = appendError(errors, { at: new Date(), attempt: i, message: `e${i}`, code: null, stack: null });
     expect(errors).toHaveLength(MAX_RECORDED_ERRORS);
     expect(errors[0]!.attempt).toBe(6);
     expect(errors.at(-1)!.attempt).toBe(25);

@@ -33,9 +33,12 @@ const LOCK_RETENTION_MS = 24 * 3600_000;
 /** Fence re-checks before a fenced write gives up on a document that keeps changing. */
 const MAX_FENCE_RETRIES = 10;
 
+/** Most characters of a stack trace kept in an error record (20 records stay far below Firestore's 1 MiB document limit). */
+const MAX_STACK_CHARS = 4000;
+
 function errorRecord(err: Error, attempt: number, at: Date): TaskErrorRecord {
   const code = (err as { code?: unknown }).code;
-  return { at, attempt, message: err.message.slice(0, 4000), code: typeof code === 'string' ? code : null };
+  return { at, attempt, message: err.message.slice(0, 4000), code: typeof code === 'string' ? code : null, stack: typeof err.stack === 'string' ? err.stack.slice(0, MAX_STACK_CHARS) : null };
 }
 
 function leaseOf(data: DocumentData): { token?: unknown; expiresAt?: { toMillis?: () => number } } | null {

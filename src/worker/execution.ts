@@ -9,6 +9,7 @@ import { decideRetry, type RetryPolicy } from '../retry.js';
 import { monotonicNow } from '../store/calls.js';
 import { parsePayload, type TaskDefinition } from '../task-definition.js';
 import { fromFirestoreValue, toFirestoreValue } from '../values.js';
+import type { HookRunner, TaskFailureInfo, TaskOutcome } from './hooks.js';
 
 /**
  * Runs one claimed lease to its recorded outcome: keeps the lease (renewals and its hard local
@@ -46,6 +47,8 @@ export interface ExecutionSettings<T> {
   writeDeadline: () => number | null;
   /** Makes the worker look at the queue again (a task was handed to `onCancel`). */
   wake: () => void;
+  /** The manager's hooks. */
+  hooks: HookRunner;
 }
 
 type Item<T> = { held: HeldTask; task: RunningTask<T> };
@@ -123,15 +126,21 @@ export class Execution<S extends z.ZodType> {
   private async runSingle(lease: Lease, item: Item<z.output<S>>, controller: AbortController, keeper: LeaseKeeper, log: OnceTaskLogger): Promise<void> {
     const handler = this.s.spec.handler as (task: RunningTask<z.output<S>>, ctx: TaskContext) => unknown;
     const ctx: TaskContext = { signal: controller.signal, attempt: item.held.attempt, logger: log, occurrence: item.task.occurrence };
-    const outcome = await this.invoke(() => handler(item.task, ctx), controller, lease, keeper, log);
+    const { hooks } = this.s;
+    // beforeRun runs as part of the attempt: its throw is the attempt's failure, and the
+    // attempt's signal and timeout cover it.
+    const call = hooks.hasBeforeRun ? async () => (await hooks.beforeRun(item.task, ctx), handler(item.task, ctx)) : () => handler(item.task, ctx);
+    const outcome = await this.invoke(call, controller, lease, keeper, log);
     if (outcome === null) return;
     keeper.stopRenewing();
-    if (outcome.kind === 'aborted' && (await this.handledAbort(lease, [item.held], outcome.reason, log))) return;
-    await this.recordRun(lease, item.held, outcome.kind === 'aborted' ? { kind: 'error', err: outcome.reason } : outcome, log);
+    if (outcome.kind === 'aborted' && (await this.handledAbort(lease, [item], outcome.reason, log))) return;
+    await this.recordRun(lease, item, outcome.kind === 'aborted' ? { kind: 'error', err: outcome.reason } : outcome, log);
   }
 
-  private async runGroup(lease: Lease, items: Item<z.output<S>>[], controller: AbortController, keeper: LeaseKeeper, log: OnceTaskLogger): Promise<void> {
+  private async runGroup(lease: Lease, all: Item<z.output<S>>[], controller: AbortController, keeper: LeaseKeeper, log: OnceTaskLogger): Promise<void> {
     const handler = this.s.spec.handler as (tasks: RunningTask<z.output<S>>[], ctx: unknown) => unknown;
+    const items = await this.passBeforeRun(lease, all, controller, log);
+    if (items.length === 0) return;
     const byId = new Map(items.map((i) => [i.held.taskId, i.held]));
     const ctx = {
       signal: controller.signal,
@@ -143,7 +152,7 @@ export class Execution<S extends z.ZodType> {
     if (outcome === null) return;
     keeper.stopRenewing();
     const helds = items.map((i) => i.held);
-    if (outcome.kind === 'aborted' && (await this.handledAbort(lease, helds, outcome.reason, log))) return;
+    if (outcome.kind === 'aborted' && (await this.handledAbort(lease, items, outcome.reason, log))) return;
     let perTask: Outcome[];
     if (outcome.kind !== 'ok') {
       const err = outcome.kind === 'error' ? outcome.err : outcome.reason;
@@ -159,7 +168,27 @@ export class Execution<S extends z.ZodType> {
     // Per task, each fenced by its own version: a deleted or taken-over task does not affect the others.
     // One reading of the clock for all: tasks that failed together become due together and regroup.
     const endedAt = this.s.now();
-    await Promise.all(helds.map((held, i) => this.settle(this.recordRun(lease, held, perTask[i]!, log, endedAt), log)));
+    await Promise.all(items.map((item, i) => this.settle(this.recordRun(lease, item, perTask[i]!, log, endedAt), log)));
+  }
+
+  /**
+   * Runs `beforeRun` for each task of a group; a task whose hook throws (or times out) fails
+   * that attempt on its own and stays out of the group's call. Returns the tasks that passed.
+   */
+  private async passBeforeRun(lease: Lease, items: Item<z.output<S>>[], controller: AbortController, log: OnceTaskLogger): Promise<Item<z.output<S>>[]> {
+    const { hooks } = this.s;
+    if (!hooks.hasBeforeRun) return items;
+    const passed: Item<z.output<S>>[] = [];
+    for (const item of items) {
+      const ctx: TaskContext = { signal: controller.signal, attempt: item.held.attempt, logger: log, occurrence: item.task.occurrence };
+      try {
+        await hooks.beforeRun(item.task, ctx);
+        passed.push(item);
+      } catch (err) {
+        await this.settle(this.recordRun(lease, item, { kind: 'error', err: toError(err) }, log), log);
+      }
+    }
+    return passed;
   }
 
   private async runCancel(lease: Lease, item: Item<z.output<S>>, controller: AbortController, keeper: LeaseKeeper, log: OnceTaskLogger): Promise<void> {
@@ -168,16 +197,18 @@ export class Execution<S extends z.ZodType> {
     if (!onCancel) {
       keeper.stopRenewing();
       await this.bounded(this.s.protocol.cancelled(lease, held));
+      this.s.hooks.settled(item.task, 'cancelled');
       return;
     }
     const ctx: TaskContext = { signal: controller.signal, attempt: held.attempt, logger: log, occurrence: item.task.occurrence };
     const outcome = await this.invoke(() => onCancel(item.task, ctx), controller, lease, keeper, log);
     if (outcome === null) return;
     keeper.stopRenewing();
-    if (outcome.kind === 'aborted' && (await this.handledAbort(lease, [held], outcome.reason, log))) return;
+    if (outcome.kind === 'aborted' && (await this.handledAbort(lease, [item], outcome.reason, log))) return;
     if (outcome.kind === 'ok') {
       await this.bounded(this.s.protocol.cancelled(lease, held));
       log.info({}, 'oncetask: task cancelled');
+      this.s.hooks.settled(item.task, 'cancelled');
       return;
     }
     const err = outcome.kind === 'error' ? outcome.err : outcome.reason;
@@ -188,6 +219,7 @@ export class Execution<S extends z.ZodType> {
     } else {
       log.error({ err }, 'oncetask: onCancel failed; no retries left; task cancelled');
       await this.bounded(this.s.protocol.cancelled(lease, held, err));
+      this.s.hooks.settled(item.task, 'cancelled');
     }
   }
 
@@ -195,9 +227,9 @@ export class Execution<S extends z.ZodType> {
    * Shutdown releases the tasks; a lost or expired lease writes nothing. Returns false for other
    * reasons (timeout, cancellation), which are recorded like failures.
    */
-  private async handledAbort(lease: Lease, helds: HeldTask[], reason: Error, log: OnceTaskLogger): Promise<boolean> {
+  private async handledAbort(lease: Lease, items: Item<z.output<S>>[], reason: Error, log: OnceTaskLogger): Promise<boolean> {
     if (reason instanceof ShutdownError) {
-      await Promise.all(helds.map((held) => this.settle(this.bounded(this.s.protocol.release(lease, held)), log)));
+      await Promise.all(items.map((item) => this.settle(this.bounded(this.s.protocol.release(lease, item.held)).then(() => this.s.hooks.settled(item.task, 'released')), log)));
       log.info({}, 'oncetask: released on shutdown');
       return true;
     }
@@ -209,13 +241,15 @@ export class Execution<S extends z.ZodType> {
   }
 
   /** Writes one run-mode task's outcome; a retry is planned from `endedAt` (default: now). */
-  private async recordRun(lease: Lease, held: HeldTask, outcome: Outcome, log: OnceTaskLogger, endedAt?: number): Promise<void> {
-    const { protocol } = this.s;
+  private async recordRun(lease: Lease, item: Item<z.output<S>>, outcome: Outcome, log: OnceTaskLogger, endedAt?: number): Promise<void> {
+    const { protocol, hooks } = this.s;
+    const { held, task } = item;
     if (outcome.kind === 'ok') {
       // A task that completed ends succeeded, even if cancellation arrived meanwhile.
       let unstorable: UnencodableValueError;
       try {
         await this.bounded(protocol.succeed(lease, held, toFirestoreValue(outcome.value, 'handler result')));
+        hooks.settled(task, 'succeeded');
         return;
       } catch (err) {
         if (err instanceof UnencodableValueError) unstorable = err;
@@ -226,6 +260,7 @@ export class Execution<S extends z.ZodType> {
       }
       log.error({ err: unstorable, taskId: held.taskId }, 'oncetask: handler result cannot be stored; task failed');
       await this.bounded(protocol.fail(lease, held, unstorable, { final: true }));
+      this.failed(task, unstorable, { final: true, retryAt: null });
       return;
     }
     const err = outcome.kind === 'error' ? outcome.err : outcome.reason;
@@ -234,25 +269,35 @@ export class Execution<S extends z.ZodType> {
       if (this.s.spec.onCancel) {
         await this.bounded(protocol.toCancelling(lease, held, new Date(this.s.now())));
         this.s.wake();
+        hooks.settled(task, 'cancelling');
       } else {
         await this.bounded(protocol.cancelled(lease, held));
+        hooks.settled(task, 'cancelled');
       }
       log.info({ taskId: held.taskId }, 'oncetask: task cancelled while running');
       return;
     }
-    await this.recordFailure(lease, held, err, this.s.options.retry, log, endedAt ?? this.s.now());
+    await this.recordFailure(lease, item, err, this.s.options.retry, log, endedAt ?? this.s.now());
   }
 
-  private async recordFailure(lease: Lease, held: HeldTask, err: Error, policy: RetryPolicy, log: OnceTaskLogger, endedAt: number): Promise<void> {
+  private async recordFailure(lease: Lease, { held, task }: Item<z.output<S>>, err: Error, policy: RetryPolicy, log: OnceTaskLogger, endedAt: number): Promise<void> {
     const decision = decideRetry(policy, held.attempt, err);
     if (decision.retry) {
       const retryAt = new Date(endedAt + decision.delayMs);
       log.warn({ err, taskId: held.taskId, retryAt }, 'oncetask: attempt failed; will retry');
       await this.bounded(this.s.protocol.fail(lease, held, err, { retryAt }));
+      this.failed(task, err, { final: false, retryAt });
     } else {
       log.error({ err, taskId: held.taskId }, 'oncetask: attempt failed; no retries left');
       await this.bounded(this.s.protocol.fail(lease, held, err, { final: true }));
+      this.failed(task, err, { final: true, retryAt: null });
     }
+  }
+
+  /** Reports a recorded failure to the hooks. */
+  private failed(task: RunningTask<z.output<S>>, error: Error, info: TaskFailureInfo): void {
+    const outcome: TaskOutcome = info.final ? 'failed' : 'retrying';
+    this.s.hooks.settled(task, outcome, { error, info });
   }
 
   /**

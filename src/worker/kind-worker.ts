@@ -1,3 +1,4 @@
+import type { HookRunner } from './hooks.js';
 import type { z } from 'zod';
 import { ShutdownError } from '../errors.js';
 import { Execution } from './execution.js';
@@ -43,6 +44,8 @@ export interface WorkerSettings {
   clock: Clock;
   /** A lease (or key lock) counts as expired for a claimer only this long after its stored expiry. */
   maxClockSkewMs: number;
+  /** The manager's hooks around attempts. */
+  hooks: HookRunner;
 }
 
 interface ActiveRun {
@@ -131,6 +134,7 @@ export class KindWorker<S extends z.ZodType> {
       stopping: () => this.stopping,
       writeDeadline: () => this.writeDeadline,
       wake: () => this.wake(),
+      hooks: settings.hooks,
     });
     this.expiry = new ExpiredLeases(settings, def.kind, options, this.log);
     this.spawner = new Spawner(settings.store, settings.retentionMs, this.log, settings.clock);
