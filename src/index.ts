@@ -55,3 +55,4 @@ export {
 export type { Clock } from './clock.js';
 export type { OnceTaskErrorCode, ValidationIssue } from './errors.js';
 export type { TaskHooks, TaskOutcome, TaskFailureInfo } from './worker/hooks.js';
+export type { DrainOptions, DrainResult } from './worker/drain.js';

@@ -29,6 +29,7 @@ import { newTaskFields, OPEN_STATUSES, type TaskInfo } from './task-document.js'
 import { assertValidId, identify, parsePayload, type TaskDefinition } from './task-definition.js';
 import { toFirestoreValue } from './values.js';
 import { DEFAULT_HOOK_TIMEOUT_MS, HookRunner, type TaskHooks } from './worker/hooks.js';
+import { drain, type DrainOptions, type DrainResult } from './worker/drain.js';
 import { KindWorker } from './worker/kind-worker.js';
 
 export type { ListOptions, ListPage } from './admin/task-reads.js';
@@ -281,6 +282,29 @@ export class OnceTaskManager {
     this.started = true;
     for (const [kind, worker] of this.workers) this.startWorker(kind, worker);
     this.logger.info({ kinds: [...this.workers.keys()] }, 'oncetask: workers started');
+  }
+
+  /**
+   * Serverless mode: starts the workers of `kinds` (default: every registered kind), runs due
+   * tasks until none is left due or `maxMs` has passed, then stops (handing back what is still
+   * running after `graceMs`) and resolves with what ran. For a Cloud Run job, a Cloud Scheduler
+   * ping or a function triggered by a new task document; the manager must not be started.
+   */
+  async drain(options: DrainOptions = {}): Promise<DrainResult> {
+    return drain(
+      {
+        started: this.started,
+        workers: this.workers,
+        hooks: this.hooks,
+        clock: this.clock,
+        startKinds: (kinds) => {
+          this.started = true;
+          for (const kind of kinds) this.startWorker(kind, this.workers.get(kind)!);
+        },
+        stop: (graceMs) => this.stop({ graceMs }),
+      },
+      options,
+    );
   }
 
   private startWorker(kind: string, worker: KindWorker<z.ZodType>): void {

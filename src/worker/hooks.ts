@@ -51,6 +51,8 @@ export const DEFAULT_HOOK_TIMEOUT_MS = 5000;
 /** Calls the manager's hooks, each bounded, and keeps track of the ones still running for `stop()`. */
 export class HookRunner {
   private readonly inFlight = new Set<Promise<void>>();
+  /** The library's own listeners to recorded outcomes (`drain()` counts them). */
+  private readonly observers = new Set<(outcome: TaskOutcome) => void>();
 
   constructor(
     private readonly hooks: TaskHooks,
@@ -78,9 +80,16 @@ export class HookRunner {
 
   /** Reports a recorded outcome (and, for a failure, the error first). Never throws; does not wait. */
   settled(task: RunningTask<unknown>, outcome: TaskOutcome, failure?: { error: Error; info: TaskFailureInfo }): void {
+    for (const observe of this.observers) observe(outcome);
     const { onTaskFailed, onTaskSettled } = this.hooks;
     if (failure && onTaskFailed) this.fire('onTaskFailed', task, () => onTaskFailed(task, failure.error, failure.info));
     if (onTaskSettled) this.fire('onTaskSettled', task, () => onTaskSettled(task, outcome));
+  }
+
+  /** Calls `observer` with every recorded outcome until the returned function is called. */
+  observe(observer: (outcome: TaskOutcome) => void): () => void {
+    this.observers.add(observer);
+    return () => this.observers.delete(observer);
   }
 
   /** Waits for the hooks still running (each at most its bound). */

@@ -91,6 +91,8 @@ interface RoundResult {
 
 export class KindWorker<S extends z.ZodType> {
   private readonly running = new Map<string, ActiveRun>();
+  /** Claim rounds in progress (0 or 1). */
+  private rounds = 0;
   private readonly execution: Execution<S>;
   private readonly spawner: Spawner;
   private readonly watcher: QueueWatcher;
@@ -319,8 +321,23 @@ export class KindWorker<S extends z.ZodType> {
   }
 
   /** A claim round, watched for a backend that stops answering (see {@link watchSlow}). */
-  private watchedRound(free: number, spread: boolean, findNextDue: boolean): Promise<RoundResult> {
-    return watchSlow(this.claimRound(free, spread, findNextDue), this.log);
+  private async watchedRound(free: number, spread: boolean, findNextDue: boolean): Promise<RoundResult> {
+    this.rounds++;
+    try {
+      return await watchSlow(this.claimRound(free, spread, findNextDue), this.log);
+    } finally {
+      this.rounds--;
+    }
+  }
+
+  /** Whether this worker runs a task or is in the middle of a claim round (a claimed task may not be counted as running yet). */
+  get busy(): boolean {
+    return this.running.size > 0 || this.rounds > 0;
+  }
+
+  /** When this kind's next task comes due in the store (a running one: when its lease expires); null if none. */
+  nextDueAt(): Promise<Date | null> {
+    return this.settings.store.nextDueAt(this.def.kind, CLAIMABLE_STATUSES);
   }
 
   /**
