@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { assertDefinition, TaskAdmin } from './admin/task-admin.js';
 import { TaskReads, type ListOptions, type ListPage } from './admin/task-reads.js';
 import { DEFAULT_MAX_CLOCK_SKEW_MS, systemClock, type Clock } from './clock.js';
-import { assertKnownOptions, optionNames } from './known-options.js';
+import { assertKnownOptions } from './known-options.js';
 import { HandlerAlreadyRegisteredError, InvalidIdError, InvalidOptionsError, InvalidPayloadError } from './errors.js';
 import type { GroupHandler, GroupHandlerOptions, HandlerOptions, HandlerSpec, TaskHandler } from './handlers.js';
 import { LeaseProtocol, newWorkerId, type Retention } from './lease/protocol.js';
@@ -21,6 +21,12 @@ import {
   managerOptionsSchema,
   parseOptions,
   resolveHandlerOptions,
+  CREATE_MANY_OPTIONS,
+  CREATE_OPTIONS,
+  checkHooks,
+  LIMIT_OPTIONS,
+  MANAGER_OPTIONS,
+  STOP_OPTIONS,
 } from './options.js';
 import type { OperationStats } from './store/op-stats.js';
 import { TaskStore, type TaskFields, type VersionedTask } from './store/task-store.js';
@@ -28,7 +34,7 @@ import { prepareRecurrence, type RecurrenceOptions } from './recurrence.js';
 import { newTaskFields, OPEN_STATUSES, type TaskInfo } from './task-document.js';
 import { assertValidId, identify, parsePayload, type TaskDefinition } from './task-definition.js';
 import { toFirestoreValue } from './values.js';
-import { DEFAULT_HOOK_TIMEOUT_MS, HookRunner, type TaskHooks } from './worker/hooks.js';
+import { DEFAULT_HOOK_TIMEOUT_MS, HookRunner } from './worker/hooks.js';
 import { drain, type DrainOptions, type DrainResult } from './worker/drain.js';
 import { KindWorker } from './worker/kind-worker.js';
 
@@ -42,26 +48,6 @@ const MAX_GENERATOR_ID_BYTES = 470;
 /** Wakes local workers of (collection, env, kind) when a task is created in this process. */
 const localWorkers = new Map<string, Set<{ wake(dueHead?: VersionedTask): void }>>();
 
-const MANAGER_OPTIONS = optionNames<OnceTaskManagerOptions>()([
-  'firestore', 'env', 'collection', 'shards', 'logger', 'retentionMs', 'failedRetentionMs', 'listen', 'listenerRoleMs',
-  'pollIntervalMs', 'sweepIntervalMs', 'workerId', 'clock', 'maxClockSkewMs', 'callTimeoutMs', 'writeBatching', 'hooks', 'hookTimeoutMs',
-]);
-const HOOK_NAMES = optionNames<TaskHooks>()(['beforeRun', 'onTaskFailed', 'onTaskSettled']);
-
-/** Checks the `hooks` option: an object of functions with known names. */
-function checkHooks(hooks: unknown): TaskHooks {
-  if (hooks === undefined) return {};
-  if (typeof hooks !== 'object' || hooks === null) throw new InvalidOptionsError('OnceTaskManager: option "hooks" must be an object');
-  assertKnownOptions(hooks, HOOK_NAMES, 'OnceTaskManager: option "hooks"');
-  for (const [name, hook] of Object.entries(hooks)) {
-    if (hook !== undefined && typeof hook !== 'function') throw new InvalidOptionsError(`OnceTaskManager: hook "${name}" must be a function`);
-  }
-  return hooks as TaskHooks;
-}
-const CREATE_OPTIONS = optionNames<CreateOptions>()(['waitUntil', 'transaction', 'batch', 'recurrence']);
-const CREATE_MANY_OPTIONS = optionNames<CreateManyOptions>()(['waitUntil']);
-const STOP_OPTIONS = optionNames<StopOptions>()(['graceMs']);
-const LIMIT_OPTIONS = optionNames<{ limit?: number }>()(['limit']);
 
 /**
  * The entry point: creates tasks, registers handlers, runs workers, and reads and administers

@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { InvalidOptionsError } from './errors.js';
 import { assertKnownOptions, optionNames } from './known-options.js';
 import type { GroupHandlerOptions, HandlerOptions } from './handlers.js';
+import type { CreateManyOptions, CreateOptions, OnceTaskManagerOptions, StopOptions } from './manager-options.js';
+import type { TaskHooks } from './worker/hooks.js';
 import { MAX_SHARDS } from './store/shards.js';
 import { assertRetryPolicy, exponentialBackoff } from './retry.js';
 import type { ResolvedHandlerOptions } from './handlers.js';
@@ -104,3 +106,25 @@ export function assertDate(value: unknown, name: string): asserts value is Date 
     throw new InvalidOptionsError(`option "${name}" must be a valid Date`);
   }
 }
+
+/** The option names each public method knows (checked against its options type at compile time). */
+export const MANAGER_OPTIONS = optionNames<OnceTaskManagerOptions>()([
+  'firestore', 'env', 'collection', 'shards', 'logger', 'retentionMs', 'failedRetentionMs', 'listen', 'listenerRoleMs',
+  'pollIntervalMs', 'sweepIntervalMs', 'workerId', 'clock', 'maxClockSkewMs', 'callTimeoutMs', 'writeBatching', 'hooks', 'hookTimeoutMs',
+]);
+const HOOK_NAMES = optionNames<TaskHooks>()(['beforeRun', 'onTaskFailed', 'onTaskSettled']);
+
+/** Checks the `hooks` option: an object of functions with known names. */
+export function checkHooks(hooks: unknown): TaskHooks {
+  if (hooks === undefined) return {};
+  if (typeof hooks !== 'object' || hooks === null) throw new InvalidOptionsError('OnceTaskManager: option "hooks" must be an object');
+  assertKnownOptions(hooks, HOOK_NAMES, 'OnceTaskManager: option "hooks"');
+  for (const [name, hook] of Object.entries(hooks)) {
+    if (hook !== undefined && typeof hook !== 'function') throw new InvalidOptionsError(`OnceTaskManager: hook "${name}" must be a function`);
+  }
+  return hooks as TaskHooks;
+}
+export const CREATE_OPTIONS = optionNames<CreateOptions>()(['waitUntil', 'transaction', 'batch', 'recurrence']);
+export const CREATE_MANY_OPTIONS = optionNames<CreateManyOptions>()(['waitUntil']);
+export const STOP_OPTIONS = optionNames<StopOptions>()(['graceMs']);
+export const LIMIT_OPTIONS = optionNames<{ limit?: number }>()(['limit']);
