@@ -14,6 +14,7 @@ export type {
   StopOptions,
   ListOptions,
   ListPage,
+  QueueDepth,
 } from './manager.js';
 export type {
   TaskContext,

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { z } from 'zod';
 import { assertDefinition, TaskAdmin } from './admin/task-admin.js';
-import { TaskReads, type ListOptions, type ListPage } from './admin/task-reads.js';
+import { TaskReads, type ListOptions, type ListPage, type QueueDepth } from './admin/task-reads.js';
 import { DEFAULT_MAX_CLOCK_SKEW_MS, systemClock, type Clock } from './clock.js';
 import { assertKnownOptions } from './known-options.js';
 import { HandlerAlreadyRegisteredError, InvalidIdError, InvalidOptionsError, InvalidPayloadError } from './errors.js';
@@ -31,19 +31,26 @@ import {
 import type { OperationStats } from './store/op-stats.js';
 import { TaskStore, type TaskFields, type VersionedTask } from './store/task-store.js';
 import { prepareRecurrence, type RecurrenceOptions } from './recurrence.js';
-import { newTaskFields, OPEN_STATUSES, type TaskInfo } from './task-document.js';
+import { newTaskFields, OPEN_STATUSES, type TaskInfo, type TaskStatus } from './task-document.js';
 import { assertValidId, identify, parsePayload, type TaskDefinition } from './task-definition.js';
 import { toFirestoreValue } from './values.js';
 import { DEFAULT_HOOK_TIMEOUT_MS, HookRunner } from './worker/hooks.js';
 import { drain, type DrainOptions, type DrainResult } from './worker/drain.js';
 import { KindWorker } from './worker/kind-worker.js';
 
-export type { ListOptions, ListPage } from './admin/task-reads.js';
+export type { ListOptions, ListPage, QueueDepth } from './admin/task-reads.js';
 export type { OnceTaskManagerOptions, CreateOptions, CreateResult, CreateManyOptions, CreateManyResult, StopOptions } from './manager-options.js';
 import type { OnceTaskManagerOptions, CreateOptions, CreateResult, CreateManyOptions, CreateManyResult, StopOptions } from './manager-options.js';
 
 /** Longest ID of a recurring generator, so its occurrence IDs stay within 500 bytes. */
 const MAX_GENERATOR_ID_BYTES = 470;
+
+/** A kind's name from its definition or the name itself. */
+function kindName(def: TaskDefinition | string): string {
+  if (typeof def === 'string' && def.length > 0) return def;
+  assertDefinition(def);
+  return (def as TaskDefinition).kind;
+}
 
 /** Wakes local workers of (collection, env, kind) when a task is created in this process. */
 const localWorkers = new Map<string, Set<{ wake(dueHead?: VersionedTask): void }>>();
@@ -335,6 +342,32 @@ export class OnceTaskManager {
   /** Tasks by ID, in the order given; `null` where absent (or malformed, which is logged). */
   async getMany(ids: readonly string[]): Promise<(TaskInfo | null)[]> {
     return this.reads.getMany(ids);
+  }
+
+  /**
+   * Tasks per status — of one kind, or of every kind — by COUNT aggregations (6 of them; each
+   * billed 1 read per 1000 tasks counted, at least 1). Never reads the tasks themselves.
+   */
+  async countByStatus(def?: TaskDefinition | string): Promise<Record<TaskStatus, number>> {
+    return this.reads.countByStatus(def === undefined ? null : kindName(def));
+  }
+
+  /**
+   * A kind's queue: pending tasks due now and due later, running, cancelling, and when the
+   * oldest due task came due (4 COUNT aggregations and a `limit(1)` query: about 5 reads).
+   */
+  async queueDepth(def: TaskDefinition | string): Promise<QueueDepth> {
+    return this.reads.queueDepth(kindName(def), new Date(this.clock()));
+  }
+
+  /**
+   * Kinds with failed tasks and how many, most first — of `kinds` (default: the kinds this
+   * manager has handlers for), one COUNT aggregation each. For a dead-task view.
+   */
+  async failedKinds(kinds?: readonly (TaskDefinition | string)[]): Promise<{ kind: string; failed: number }[]> {
+    const names = kinds === undefined ? [...this.workers.keys()] : kinds.map(kindName);
+    if (names.length === 0) throw new InvalidOptionsError('failedKinds: pass the kinds to look at (this manager has no handlers registered)');
+    return this.reads.failedKinds(names);
   }
 
   /** How many tasks of the kind are pending (waiting or due, not running), by a COUNT aggregation. */

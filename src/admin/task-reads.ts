@@ -28,6 +28,18 @@ export interface ListPage {
   malformed: { docId: string; reason: string }[];
 }
 
+/** How deep a kind's queue is, from {@link OnceTaskManager.queueDepth}. */
+export interface QueueDepth {
+  /** Pending tasks due now (waiting for a worker). */
+  dueNow: number;
+  /** Pending tasks due later (a `waitUntil`, a retry's delay, a generator's next slot). */
+  scheduled: number;
+  running: number;
+  cancelling: number;
+  /** When the oldest due pending task came due (`null`: none is due); now minus this is the queue's lag. */
+  oldestDueAt: Date | null;
+}
+
 const LIST_OPTIONS = optionNames<ListOptions>()(['kind', 'status', 'limit', 'cursor']);
 
 export class TaskReads {
@@ -35,6 +47,37 @@ export class TaskReads {
     private readonly store: TaskStore,
     private readonly logger: OnceTaskLogger,
   ) {}
+
+  /**
+   * Tasks per status, of one kind or (`kind` null) of every kind, by COUNT aggregations: one per
+   * status, each billed 1 read per 1000 tasks counted (at least 1), so 6 reads for a small queue.
+   */
+  async countByStatus(kind: string | null): Promise<Record<TaskStatus, number>> {
+    const counts = await Promise.all(TASK_STATUSES.map((status) => this.store.listing.countByStatus(kind, status)));
+    return Object.fromEntries(TASK_STATUSES.map((status, i) => [status, counts[i]!])) as Record<TaskStatus, number>;
+  }
+
+  /**
+   * A kind's open tasks by state, without reading the backlog: four COUNT aggregations (pending,
+   * pending due now, running, cancelling; each 1 read per 1000 tasks counted, at least 1) and
+   * one `limit(1)` query for the oldest due task (1 read).
+   */
+  async queueDepth(kind: string, now: Date): Promise<QueueDepth> {
+    const [pending, dueNow, running, cancelling, head] = await Promise.all([
+      this.store.listing.countByStatus(kind, 'pending'),
+      this.store.listing.countDue(kind, now),
+      this.store.listing.countByStatus(kind, 'running'),
+      this.store.listing.countByStatus(kind, 'cancelling'),
+      this.store.findClaimable(kind, ['pending'], now, 1),
+    ]);
+    return { dueNow, scheduled: Math.max(0, pending - dueNow), running, cancelling, oldestDueAt: head.tasks[0]?.task.waitUntil ?? null };
+  }
+
+  /** Failed tasks per kind, for the kinds given (one COUNT each), kinds without failures left out, most failures first. */
+  async failedKinds(kinds: readonly string[]): Promise<{ kind: string; failed: number }[]> {
+    const counts = await Promise.all(kinds.map(async (kind) => ({ kind, failed: await this.store.listing.countByStatus(kind, 'failed') })));
+    return counts.filter((c) => c.failed > 0).sort((a, b) => b.failed - a.failed || a.kind.localeCompare(b.kind));
+  }
 
   /** Tasks by ID, in the order given; `null` where absent (or malformed, which is logged). */
   async getMany(ids: readonly string[]): Promise<(TaskInfo | null)[]> {

@@ -59,6 +59,8 @@ export const QUERY_SHAPES = {
   byIdInAnyEnv: { equals: ['id'], orderBy: [], sharded: false },
   /** Count of a kind's tasks in one status (aggregation). */
   countByStatus: { equals: ['env', 'kind', 'status'], orderBy: [] },
+  /** Count of all kinds' tasks in one status (aggregation; equality filters only). */
+  countByStatusAllKinds: { equals: ['env', 'status'], orderBy: [] },
   /** Listing, newest first, optionally narrowed by kind and/or status. */
   listAll: { equals: ['env'], orderBy: byCreated },
   listByKind: { equals: ['env', 'kind'], orderBy: byCreated },
