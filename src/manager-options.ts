@@ -103,6 +103,22 @@ export interface OnceTaskManagerOptions {
    * throws is logged and ignored; none is waited for longer than `hookTimeoutMs`.
    */
   hooks?: TaskHooks;
+  /**
+   * How a worker's `process <kind>` span relates to the `send <kind>` span of the create whose
+   * context is stored on the task: `'link'` (default; a new trace per attempt, linked to the
+   * producer's, as the messaging conventions advise) or `'child'` (the attempt joins the
+   * producer's trace). OpenTelemetry is used through `@opentelemetry/api`: without an SDK
+   * registered by the app nothing is recorded.
+   */
+  traceParenting?: 'link' | 'child';
+  /**
+   * Opt-in OpenTelemetry gauges of the queue, refreshed this often while started (ms, at least
+   * 1000; default 0: off): `oncetask.queue.tasks` by kind and status and
+   * `oncetask.queue.oldest_due_age` (s) by kind, for the kinds this manager has handlers for.
+   * Each refresh costs per kind 6 + 4 COUNT aggregations and one `limit(1)` query (about 11
+   * reads for a queue under 1000 tasks per status), never a read of the backlog.
+   */
+  queueMetricsIntervalMs?: number;
   /** Longest wait for one hook call, in ms (a `beforeRun` past it fails the attempt with `HOOK_TIMEOUT`). Default 5000. */
   hookTimeoutMs?: number;
 }

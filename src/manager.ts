@@ -36,6 +36,8 @@ import { assertValidId, identify, parsePayload, type TaskDefinition } from './ta
 import { toFirestoreValue } from './values.js';
 import { DEFAULT_HOOK_TIMEOUT_MS, HookRunner } from './worker/hooks.js';
 import { drain, type DrainOptions, type DrainResult } from './worker/drain.js';
+import { QueueGauges } from './telemetry/queue-gauges.js';
+import { Telemetry } from './telemetry/telemetry.js';
 import { KindWorker } from './worker/kind-worker.js';
 
 export type { ListOptions, ListPage, QueueDepth } from './admin/task-reads.js';
@@ -81,6 +83,9 @@ export class OnceTaskManager {
   private readonly workers = new Map<string, KindWorker<z.ZodType>>();
   private started = false;
   private readonly hooks: HookRunner;
+  private readonly telemetry: Telemetry;
+  /** Opt-in queue gauges (`queueMetricsIntervalMs`), refreshed while started. */
+  private readonly gauges: QueueGauges | null;
 
   constructor(options: OnceTaskManagerOptions) {
     if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('OnceTaskManager: expected an options object');
@@ -118,6 +123,18 @@ export class OnceTaskManager {
     });
     this.reads = new TaskReads(this.store, this.logger);
     this.hooks = new HookRunner(checkHooks(hooks), parsed.hookTimeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS, this.logger);
+    this.telemetry = new Telemetry(this.env, parsed.traceParenting ?? 'link');
+    this.store.ops.observer = (type, count) => this.telemetry.firestoreOperations(type, count);
+    const gaugeMs = parsed.queueMetricsIntervalMs ?? 0;
+    this.gauges =
+      gaugeMs > 0
+        ? new QueueGauges(
+            { kinds: () => [...this.workers.keys()], countByStatus: (kind) => this.countByStatus(kind), queueDepth: (kind) => this.queueDepth(kind), now: this.clock },
+            this.env,
+            gaugeMs,
+            this.logger,
+          )
+        : null;
   }
 
   // ---- creating -------------------------------------------------------------------------
@@ -136,15 +153,23 @@ export class OnceTaskManager {
       throw new InvalidOptionsError('create: a recurring task starts at its first slot; pass "recurrence" or "waitUntil", not both');
     }
     const { id, fields } = this.prepare(def, data, waitUntil ?? new Date(this.clock()), recurrence);
+    const send = this.telemetry.startSend(def.kind, [id]);
+    fields.traceContext = send.traceContext;
     let created: boolean;
     let head: VersionedTask | null = null;
-    if (transaction) created = await this.store.createInTransaction(transaction, id, fields);
-    else if (batch) created = await this.store.createInBatch(batch, id, fields);
-    else {
-      const result = await this.store.create(id, fields);
-      created = result !== null;
-      head = result?.head ?? null;
+    try {
+      if (transaction) created = await this.store.createInTransaction(transaction, id, fields);
+      else if (batch) created = await this.store.createInBatch(batch, id, fields);
+      else {
+        const result = await this.store.create(id, fields);
+        created = result !== null;
+        head = result?.head ?? null;
+      }
+    } catch (err) {
+      send.end(err);
+      throw err;
     }
+    send.end();
     // A task due now is handed to local workers as it was written: they claim it without a read.
     if (created) this.wakeLocal(def.kind, head && head.task.waitUntil.getTime() <= this.clock() ? head : undefined);
     return { id, created };
@@ -173,7 +198,16 @@ export class OnceTaskManager {
         throw err;
       }
     });
-    const outcomes = await this.store.createMany(items);
+    const send = this.telemetry.startSend(def.kind, items.map((i) => i.id));
+    for (const item of items) item.fields.traceContext = send.traceContext;
+    let outcomes: boolean[];
+    try {
+      outcomes = await this.store.createMany(items);
+    } catch (err) {
+      send.end(err);
+      throw err;
+    }
+    send.end();
     const created = outcomes.filter(Boolean).length;
     if (created > 0) this.wakeLocal(def.kind);
     return { ids: items.map((i) => i.id), created };
@@ -260,6 +294,7 @@ export class OnceTaskManager {
         clock: this.clock,
         maxClockSkewMs: this.maxClockSkewMs,
         hooks: this.hooks,
+        telemetry: this.telemetry,
       },
       def,
       spec,
@@ -274,6 +309,7 @@ export class OnceTaskManager {
     if (this.started) return;
     this.started = true;
     for (const [kind, worker] of this.workers) this.startWorker(kind, worker);
+    this.gauges?.start();
     this.logger.info({ kinds: [...this.workers.keys()] }, 'oncetask: workers started');
   }
 
@@ -321,6 +357,7 @@ export class OnceTaskManager {
     }
     if (!this.started) return;
     this.started = false;
+    this.gauges?.stop();
     for (const [kind, worker] of this.workers) localWorkers.get(this.wakeKey(kind))?.delete(worker);
     await Promise.all([...this.workers.values()].map((w) => w.stop(graceMs)));
     await this.hooks.drain(); // e.g. an error reporter still sending the last failure (each call is bounded)

@@ -48,6 +48,8 @@ export const managerOptionsSchema = z.object({
   maxClockSkewMs: z.number().finite().min(0).max(3_600_000).optional(),
   callTimeoutMs: z.number().finite().min(100).optional(),
   hookTimeoutMs: z.number().finite().min(1).max(600_000).optional(),
+  traceParenting: z.enum(['link', 'child']).optional(),
+  queueMetricsIntervalMs: z.union([z.literal(0), z.number().finite().min(1000)]).optional(),
   shards: z.number().int().min(1).max(MAX_SHARDS).optional(),
   writeBatching: z
     .union([z.literal(false), z.object({ windowMs: z.number().finite().min(0).max(1000).optional(), maxWrites: z.number().int().min(1).max(500).optional() }).strict()])
@@ -110,7 +112,7 @@ export function assertDate(value: unknown, name: string): asserts value is Date 
 /** The option names each public method knows (checked against its options type at compile time). */
 export const MANAGER_OPTIONS = optionNames<OnceTaskManagerOptions>()([
   'firestore', 'env', 'collection', 'shards', 'logger', 'retentionMs', 'failedRetentionMs', 'listen', 'listenerRoleMs',
-  'pollIntervalMs', 'sweepIntervalMs', 'workerId', 'clock', 'maxClockSkewMs', 'callTimeoutMs', 'writeBatching', 'hooks', 'hookTimeoutMs',
+  'pollIntervalMs', 'sweepIntervalMs', 'workerId', 'clock', 'maxClockSkewMs', 'callTimeoutMs', 'writeBatching', 'hooks', 'hookTimeoutMs', 'traceParenting', 'queueMetricsIntervalMs',
 ]);
 const HOOK_NAMES = optionNames<TaskHooks>()(['beforeRun', 'onTaskFailed', 'onTaskSettled']);
 

@@ -156,6 +156,8 @@ export const storedTaskSchema = z.object({
   slot: timestamp.nullable().default(null),
   /** Queue shard (see `shards`); absent on tasks written before shards existed. */
   shard: counter.nullable().default(null),
+  /** Trace context of the create's `send` span (W3C `traceparent`), when tracing was on. */
+  traceContext: z.record(z.string(), z.string()).nullable().default(null),
 });
 
 /** A decoded stored task. Timestamps are Dates; `data` is still as stored. */
@@ -212,6 +214,8 @@ export interface NewTask {
   occurrence?: TaskOccurrence;
   /** Creation time (the manager's clock). Default: now. */
   now?: Date;
+  /** Trace context of the create's `send` span, if tracing is on. */
+  traceContext?: Record<string, string> | null;
 }
 
 /** The fields of a new pending task. */
@@ -241,6 +245,7 @@ export function newTaskFields(t: NewTask): Record<string, unknown> {
     series: t.recurrence?.series ?? null,
     generatorId: t.occurrence?.generatorId ?? null,
     slot: t.occurrence?.slot ?? null,
+    traceContext: t.traceContext ?? null,
   };
   return fields;
 }

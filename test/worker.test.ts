@@ -1,4 +1,5 @@
 import { HookRunner } from '../src/worker/hooks.js';
+import { Telemetry } from '../src/telemetry/telemetry.js';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
@@ -311,7 +312,7 @@ describe('an unreachable backend', () => {
       locks: { readLocks: async () => new Map() },
     };
     const worker = new KindWorker(
-      { store: store as never, protocol: {} as never, logger, listen: false, listenerRoleMs: 0, pollIntervalMs: 60_000, sweepIntervalMs: 60_000, retentionMs: 1000, clock: Date.now, maxClockSkewMs: 0, hooks: new HookRunner({}, 1000, logger) },
+      { store: store as never, protocol: {} as never, logger, listen: false, listenerRoleMs: 0, pollIntervalMs: 60_000, sweepIntervalMs: 60_000, retentionMs: 1000, clock: Date.now, maxClockSkewMs: 0, hooks: new HookRunner({}, 1000, logger), telemetry: new Telemetry('stub', 'link') },
       jobTask,
       { mode: 'single', handler: () => undefined, onCancel: undefined },
       { retry: noRetry(), cancelRetry: noRetry(), leaseMs: 1000, concurrency: 1, timeoutMs: undefined, maxBatchSize: 1 },

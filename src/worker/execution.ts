@@ -10,6 +10,7 @@ import { monotonicNow } from '../store/calls.js';
 import { parsePayload, type TaskDefinition } from '../task-definition.js';
 import { fromFirestoreValue, toFirestoreValue } from '../values.js';
 import type { HookRunner, TaskFailureInfo, TaskOutcome } from './hooks.js';
+import type { SettleOperation, Telemetry } from '../telemetry/telemetry.js';
 
 /**
  * Runs one claimed lease to its recorded outcome: keeps the lease (renewals and its hard local
@@ -49,11 +50,16 @@ export interface ExecutionSettings<T> {
   wake: () => void;
   /** The manager's hooks. */
   hooks: HookRunner;
+  /** The manager's OpenTelemetry instruments. */
+  telemetry: Telemetry;
 }
 
 type Item<T> = { held: HeldTask; task: RunningTask<T> };
 
 export class Execution<S extends z.ZodType> {
+  /** Outcomes recorded for each lease's tasks, and the last failure: what its `process` span ends with. */
+  private readonly recorded = new WeakMap<Lease, { outcomes: TaskOutcome[]; error?: Error }>();
+
   constructor(private readonly s: ExecutionSettings<z.output<S>>) {}
 
   /** Runs the lease's attempt to its outcome. Never throws; resolves once the handler has returned. */
@@ -78,12 +84,26 @@ export class Execution<S extends z.ZodType> {
       if (lease.ended) return; // the claim's answer came after the lease's deadline
       const runnable = await this.parsePayloads(lease, log);
       if (runnable.length === 0) return;
-      if (first.mode === 'cancel') await this.runCancel(lease, runnable[0]!, controller, keeper, log);
-      else if (this.s.spec.mode === 'single') await this.runSingle(lease, runnable[0]!, controller, keeper, log);
-      else await this.runGroup(lease, runnable, controller, keeper, log);
+      const span = this.s.telemetry.startProcess(
+        this.s.def.kind,
+        runnable.map(({ held, task }) => ({ id: held.taskId, attempt: held.attempt, resourceKey: task.resourceKey, generatorId: held.task.generatorId, waitUntil: held.task.waitUntil, traceContext: held.task.traceContext })),
+        this.s.now(),
+      );
+      this.recorded.set(lease, { outcomes: [] });
+      try {
+        if (first.mode === 'cancel') await this.runCancel(lease, runnable[0]!, controller, keeper, log);
+        else if (this.s.spec.mode === 'single') await this.runSingle(lease, runnable[0]!, controller, keeper, log);
+        else await this.runGroup(lease, runnable, controller, keeper, log);
+      } finally {
+        const { outcomes, error } = this.recorded.get(lease)!;
+        const distinct = [...new Set(outcomes)];
+        span.end(distinct.length === 0 ? 'lease_lost' : distinct.length === 1 ? distinct[0]! : 'mixed', error);
+      }
     } catch (err) {
-      if (err instanceof LeaseLostError) log.warn({ err }, 'oncetask: outcome not written: lease lost or expired');
-      else log.error({ err }, 'oncetask: could not record the outcome; the task runs again after its lease expires');
+      if (err instanceof LeaseLostError) {
+        this.s.telemetry.lostLease(this.s.def.kind);
+        log.warn({ err }, 'oncetask: outcome not written: lease lost or expired');
+      } else log.error({ err }, 'oncetask: could not record the outcome; the task runs again after its lease expires');
     } finally {
       keeper.stopRenewing();
       await this.bounded(this.s.protocol.releaseLock(lease)).catch((err: unknown) => log.warn({ err }, 'oncetask: could not release the key lock'));
@@ -196,8 +216,8 @@ export class Execution<S extends z.ZodType> {
     const onCancel = this.s.spec.onCancel;
     if (!onCancel) {
       keeper.stopRenewing();
-      await this.bounded(this.s.protocol.cancelled(lease, held));
-      this.s.hooks.settled(item.task, 'cancelled');
+      await this.write(held, 'cancel', () => this.s.protocol.cancelled(lease, held));
+      this.report(lease, item.task, 'cancelled');
       return;
     }
     const ctx: TaskContext = { signal: controller.signal, attempt: held.attempt, logger: log, occurrence: item.task.occurrence };
@@ -206,20 +226,20 @@ export class Execution<S extends z.ZodType> {
     keeper.stopRenewing();
     if (outcome.kind === 'aborted' && (await this.handledAbort(lease, [item], outcome.reason, log))) return;
     if (outcome.kind === 'ok') {
-      await this.bounded(this.s.protocol.cancelled(lease, held));
+      await this.write(held, 'cancel', () => this.s.protocol.cancelled(lease, held));
       log.info({}, 'oncetask: task cancelled');
-      this.s.hooks.settled(item.task, 'cancelled');
+      this.report(lease, item.task, 'cancelled');
       return;
     }
     const err = outcome.kind === 'error' ? outcome.err : outcome.reason;
     const decision = decideRetry(this.s.options.cancelRetry, held.attempt, err);
     if (decision.retry) {
       log.warn({ err }, 'oncetask: onCancel failed; will retry');
-      await this.bounded(this.s.protocol.toCancelling(lease, held, new Date(this.s.now() + decision.delayMs), err));
+      await this.write(held, 'retry', () => this.s.protocol.toCancelling(lease, held, new Date(this.s.now() + decision.delayMs), err));
     } else {
       log.error({ err }, 'oncetask: onCancel failed; no retries left; task cancelled');
-      await this.bounded(this.s.protocol.cancelled(lease, held, err));
-      this.s.hooks.settled(item.task, 'cancelled');
+      await this.write(held, 'cancel', () => this.s.protocol.cancelled(lease, held, err));
+      this.report(lease, item.task, 'cancelled');
     }
   }
 
@@ -229,11 +249,12 @@ export class Execution<S extends z.ZodType> {
    */
   private async handledAbort(lease: Lease, items: Item<z.output<S>>[], reason: Error, log: OnceTaskLogger): Promise<boolean> {
     if (reason instanceof ShutdownError) {
-      await Promise.all(items.map((item) => this.settle(this.bounded(this.s.protocol.release(lease, item.held)).then(() => this.s.hooks.settled(item.task, 'released')), log)));
+      await Promise.all(items.map((item) => this.settle(this.write(item.held, 'release', () => this.s.protocol.release(lease, item.held)).then(() => this.report(lease, item.task, 'released')), log)));
       log.info({}, 'oncetask: released on shutdown');
       return true;
     }
     if (reason instanceof LeaseLostError || lease.ended) {
+      this.s.telemetry.lostLease(this.s.def.kind);
       log.warn({ err: reason }, 'oncetask: attempt stopped: lease lost or expired; nothing recorded');
       return true;
     }
@@ -242,14 +263,14 @@ export class Execution<S extends z.ZodType> {
 
   /** Writes one run-mode task's outcome; a retry is planned from `endedAt` (default: now). */
   private async recordRun(lease: Lease, item: Item<z.output<S>>, outcome: Outcome, log: OnceTaskLogger, endedAt?: number): Promise<void> {
-    const { protocol, hooks } = this.s;
+    const { protocol } = this.s;
     const { held, task } = item;
     if (outcome.kind === 'ok') {
       // A task that completed ends succeeded, even if cancellation arrived meanwhile.
       let unstorable: UnencodableValueError;
       try {
-        await this.bounded(protocol.succeed(lease, held, toFirestoreValue(outcome.value, 'handler result')));
-        hooks.settled(task, 'succeeded');
+        await this.write(held, 'succeed', () => protocol.succeed(lease, held, toFirestoreValue(outcome.value, 'handler result')));
+        this.report(lease, task, 'succeeded');
         return;
       } catch (err) {
         if (err instanceof UnencodableValueError) unstorable = err;
@@ -259,20 +280,20 @@ export class Execution<S extends z.ZodType> {
         } else throw err;
       }
       log.error({ err: unstorable, taskId: held.taskId }, 'oncetask: handler result cannot be stored; task failed');
-      await this.bounded(protocol.fail(lease, held, unstorable, { final: true }));
-      this.failed(task, unstorable, { final: true, retryAt: null });
+      await this.write(held, 'fail', () => protocol.fail(lease, held, unstorable, { final: true }));
+      this.failed(lease, task, unstorable, { final: true, retryAt: null });
       return;
     }
     const err = outcome.kind === 'error' ? outcome.err : outcome.reason;
     if (held.cancelRequested) {
       // Cancelled and did not complete: hand it to onCancel, or end it cancelled.
       if (this.s.spec.onCancel) {
-        await this.bounded(protocol.toCancelling(lease, held, new Date(this.s.now())));
+        await this.write(held, 'cancel', () => protocol.toCancelling(lease, held, new Date(this.s.now())));
         this.s.wake();
-        hooks.settled(task, 'cancelling');
+        this.report(lease, task, 'cancelling');
       } else {
-        await this.bounded(protocol.cancelled(lease, held));
-        hooks.settled(task, 'cancelled');
+        await this.write(held, 'cancel', () => protocol.cancelled(lease, held));
+        this.report(lease, task, 'cancelled');
       }
       log.info({ taskId: held.taskId }, 'oncetask: task cancelled while running');
       return;
@@ -285,19 +306,32 @@ export class Execution<S extends z.ZodType> {
     if (decision.retry) {
       const retryAt = new Date(endedAt + decision.delayMs);
       log.warn({ err, taskId: held.taskId, retryAt }, 'oncetask: attempt failed; will retry');
-      await this.bounded(this.s.protocol.fail(lease, held, err, { retryAt }));
-      this.failed(task, err, { final: false, retryAt });
+      await this.write(held, 'retry', () => this.s.protocol.fail(lease, held, err, { retryAt }));
+      this.failed(lease, task, err, { final: false, retryAt });
     } else {
       log.error({ err, taskId: held.taskId }, 'oncetask: attempt failed; no retries left');
-      await this.bounded(this.s.protocol.fail(lease, held, err, { final: true }));
-      this.failed(task, err, { final: true, retryAt: null });
+      await this.write(held, 'fail', () => this.s.protocol.fail(lease, held, err, { final: true }));
+      this.failed(lease, task, err, { final: true, retryAt: null });
     }
   }
 
-  /** Reports a recorded failure to the hooks. */
-  private failed(task: RunningTask<z.output<S>>, error: Error, info: TaskFailureInfo): void {
-    const outcome: TaskOutcome = info.final ? 'failed' : 'retrying';
-    this.s.hooks.settled(task, outcome, { error, info });
+  /** Reports a recorded failure to the hooks, the metrics and the attempt's span. */
+  private failed(lease: Lease, task: RunningTask<z.output<S>>, error: Error, info: TaskFailureInfo): void {
+    this.s.telemetry.failure(this.s.def.kind, info.final, error);
+    const record = this.recorded.get(lease);
+    if (record) record.error = error;
+    this.report(lease, task, info.final ? 'failed' : 'retrying', { error, info });
+  }
+
+  /** Reports a recorded outcome to the hooks and the attempt's span. */
+  private report(lease: Lease, task: RunningTask<z.output<S>>, outcome: TaskOutcome, failure?: { error: Error; info: TaskFailureInfo }): void {
+    this.recorded.get(lease)?.outcomes.push(outcome);
+    this.s.hooks.settled(task, outcome, failure);
+  }
+
+  /** An outcome write, in a `settle` span, bounded while shutting down. */
+  private write<T>(held: HeldTask, operation: SettleOperation, write: () => Promise<T>): Promise<T | undefined> {
+    return this.bounded(this.s.telemetry.settle(this.s.def.kind, held.taskId, operation, write));
   }
 
   /**

@@ -1,3 +1,4 @@
+import type { Telemetry } from '../telemetry/telemetry.js';
 import type { HookRunner } from './hooks.js';
 import type { z } from 'zod';
 import { ShutdownError } from '../errors.js';
@@ -46,6 +47,8 @@ export interface WorkerSettings {
   maxClockSkewMs: number;
   /** The manager's hooks around attempts. */
   hooks: HookRunner;
+  /** The manager's OpenTelemetry instruments. */
+  telemetry: Telemetry;
 }
 
 interface ActiveRun {
@@ -137,6 +140,7 @@ export class KindWorker<S extends z.ZodType> {
       writeDeadline: () => this.writeDeadline,
       wake: () => this.wake(),
       hooks: settings.hooks,
+      telemetry: settings.telemetry,
     });
     this.expiry = new ExpiredLeases(settings, def.kind, options, this.log);
     this.spawner = new Spawner(settings.store, settings.retentionMs, this.log, settings.clock);
@@ -431,6 +435,7 @@ export class KindWorker<S extends z.ZodType> {
       claimed += won;
       // A conflict (another worker won) or a task ended without a claim: the queue moved.
       conflicts += results.length - won;
+      this.settings.telemetry.lostClaims(this.def.kind, lost);
       // Mostly lost races on old candidates: the buffer is stale, query afresh.
       if (fromBuffer && lost > won) this.reader.dropBuffer();
       if (fromBuffer && freshHandOvers && results.length > 0) this.handOverLossRate += (lost / results.length - this.handOverLossRate) * 0.2;
