@@ -3,26 +3,23 @@
  *
  * - Firestore comes from firebase-admin, with Application Default Credentials (on Cloud Run:
  *   the service account of the revision).
- * - An HTTP server answers /healthz, because a Cloud Run *service* must listen on $PORT.
+ * - An HTTP server answers /healthz (liveness) and /readyz (readiness: Firestore answered), because
+ *   a Cloud Run *service* must listen on $PORT.
  * - SIGTERM (a new revision, scale-in) stops claiming, lets running handlers finish for 7 s and
  *   hands the rest back, before Cloud Run's SIGKILL 10 s later.
  *
- * Environment: PORT (set by Cloud Run), ONCE_TASK_ENV (e.g. "prod"), ONCE_TASK_LOG_LEVEL.
+ * Environment: PORT (set by Cloud Run), ONCE_TASK_ENV (e.g. "prod"), ONCE_TASK_LOG_LEVEL;
+ * STUB_MAIL_LATENCY_MS (how long the stand-in mail provider takes, default 50).
  */
 import { createServer } from 'node:http';
 import { initializeApp } from 'firebase-admin/app';
 import { getFirestore } from 'firebase-admin/firestore';
 import { pino } from 'pino';
-import { z } from 'zod';
 // In your app: from 'oncetask'.
-import { defineTask, exponentialBackoff, NonRetryableError, OnceTaskManager } from '../../src/index.js';
+import { exponentialBackoff, NonRetryableError, OnceTaskManager } from '../../src/index.js';
+// Task definitions: a module shared with the code that creates the tasks.
+import { sendWelcomeEmail } from './worker-tasks.js';
 
-// Task definitions: in a real app, a module shared with the code that creates the tasks.
-export const sendWelcomeEmail = defineTask({
-  kind: 'send-welcome-email',
-  schema: z.object({ userId: z.string(), email: z.email() }),
-  id: (d) => `welcome:${d.userId}`,
-});
 
 // Cloud Logging reads the level from a `severity` field, not pino's numeric `level`.
 const SEVERITY: Record<string, string> = { trace: 'DEBUG', debug: 'DEBUG', info: 'INFO', warn: 'WARNING', error: 'ERROR', fatal: 'CRITICAL' };
@@ -52,7 +49,11 @@ manager.handle(
 /** Stand-in for your mail provider's client. Pass the signal on so aborts stop the request. */
 async function deliver(to: string, template: string, signal: AbortSignal): Promise<string> {
   if (to.endsWith('.invalid')) throw new NonRetryableError(`refusing to mail ${to}`); // retrying cannot help
-  signal.throwIfAborted();
+  const latencyMs = Number(process.env.STUB_MAIL_LATENCY_MS ?? 50);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(resolve, latencyMs);
+    signal.addEventListener('abort', () => (clearTimeout(timer), reject(signal.reason as Error)), { once: true });
+  });
   logger.info({ to, template }, 'mail sent (stub)');
   return `stub-${Date.now()}`;
 }
@@ -60,9 +61,16 @@ async function deliver(to: string, template: string, signal: AbortSignal): Promi
 manager.start();
 
 let stopping = false;
+// Ready once Firestore has answered (one COUNT aggregation, 1 read): until then the instance
+// cannot claim anything, so a readiness probe should not send it traffic.
+let ready = false;
+manager.countPending(sendWelcomeEmail).then(
+  () => (ready = true),
+  (err: unknown) => logger.error({ err }, 'Firestore did not answer; not ready'),
+);
 const server = createServer((req, res) => {
-  // 503 once stopping, so a liveness probe does not count a shutting-down instance as healthy.
-  const status = req.url === '/healthz' ? (stopping ? 503 : 200) : 404;
+  // 503 once stopping, so a probe does not count a shutting-down instance as healthy.
+  const status = req.url === '/healthz' ? (stopping ? 503 : 200) : req.url === '/readyz' ? (ready && !stopping ? 200 : 503) : 404;
   res.writeHead(status, { 'content-type': 'text/plain' }).end(status === 200 ? 'ok\n' : `${status}\n`);
 });
 server.listen(Number(process.env.PORT ?? 8080), () => logger.info({ port: process.env.PORT ?? 8080 }, 'listening'));
