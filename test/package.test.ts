@@ -1,0 +1,85 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { emulatorHost, TEST_PROJECT_ID, uniqueEnv, useFirestore } from './fixture.js';
+
+/**
+ * The package as a user installs it: built, packed with `npm pack`, installed from the tarball
+ * into a fresh project next to its peer dependency, then used through `require` and through
+ * `import` against the emulator, and type-checked strictly with `skipLibCheck: false`.
+ */
+
+useFirestore();
+const repo = resolve('.');
+const app = mkdtempSync(join(tmpdir(), 'oncetask-app-'));
+const run = (cmd: string, args: string[], cwd: string) => execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 240_000 });
+
+beforeAll(() => {
+  run('npm', ['run', 'build'], repo);
+  run('npm', ['pack', '--pack-destination', app], repo);
+  const tarball = readdirSync(app).find((f) => f.endsWith('.tgz'))!;
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, version: '1.0.0' }));
+  // The same versions the repository uses, so npm's cache serves them.
+  const versions = JSON.parse(run('npm', ['ls', '--json', '--depth=0', '@google-cloud/firestore', 'zod', '@types/node'], repo)) as { dependencies: Record<string, { version: string }> };
+  const pinned = Object.entries(versions.dependencies).map(([name, { version }]) => `${name}@${version}`);
+  run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', `./${tarball}`, ...pinned], app);
+}, 300_000);
+afterAll(() => rmSync(app, { recursive: true, force: true }));
+
+/** A script that creates one task, runs it and prints the result. */
+const script = (load: string) => `${load}
+const firestore = new Firestore({ projectId: ${JSON.stringify(TEST_PROJECT_ID)} });
+const greet = defineTask({ kind: 'greet', schema: z.object({ name: z.string() }), id: (d) => 'greet-' + d.name });
+const manager = new OnceTaskManager({ firestore, env: process.env.APP_ENV, listen: false, pollIntervalMs: 50 });
+manager.handle(greet, (task) => 'hello ' + task.data.name);
+manager.start();
+manager.create(greet, { name: 'ada' }).then(async () => {
+  for (;;) {
+    const task = await manager.get('greet-ada');
+    if (task && task.status === 'succeeded') { console.log('result: ' + task.result); break; }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await manager.stop();
+  await firestore.terminate();
+});
+`;
+
+describe('the packed package', () => {
+  const runScript = (file: string, body: string) => {
+    writeFileSync(join(app, file), body);
+    const child = spawnSync(process.execPath, [file], { cwd: app, encoding: 'utf8', timeout: 60_000, env: { ...process.env, FIRESTORE_EMULATOR_HOST: emulatorHost(), APP_ENV: uniqueEnv(), ONCE_TASK_LOG_LEVEL: 'silent' } });
+    return `${child.stdout}${child.stderr}`;
+  };
+
+  it('works through require (CommonJS)', () => {
+    const out = runScript('app.cjs', script(`const { OnceTaskManager, defineTask } = require('oncetask');\nconst { Firestore } = require('@google-cloud/firestore');\nconst { z } = require('zod');`));
+    expect(out).toContain('result: hello ada');
+  }, 90_000);
+
+  it('works through import (ESM)', () => {
+    const out = runScript('app.mjs', script(`import { OnceTaskManager, defineTask } from 'oncetask';\nimport { Firestore } from '@google-cloud/firestore';\nimport { z } from 'zod';`));
+    expect(out).toContain('result: hello ada');
+  }, 90_000);
+
+  it('type-checks a strict app with skipLibCheck: false, one copy of the Firestore SDK', () => {
+    writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({ compilerOptions: { strict: true, skipLibCheck: false, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', noEmit: true, types: ['node'] }, files: ['app.ts', 'app.cts'] }));
+    const body = `import { Firestore } from '@google-cloud/firestore';
+import { defineTask, OnceTaskManager, type TaskInfo, InvalidOptionsError } from 'oncetask';
+import { z } from 'zod';
+const greet = defineTask({ kind: 'greet', schema: z.object({ name: z.string() }), id: (d) => 'greet-' + d.name });
+const manager = new OnceTaskManager({ firestore: new Firestore(), hooks: { onTaskFailed: (task, error, { final }) => console.log(task.id, error.message, final) } });
+manager.handle(greet, (task) => task.data.name.toUpperCase(), { concurrency: 2 });
+export async function read(): Promise<TaskInfo | null> { return manager.get('greet-ada'); }
+export const isOptionsError = (e: unknown): boolean => e instanceof InvalidOptionsError;
+`;
+    writeFileSync(join(app, 'app.ts'), body);
+    writeFileSync(join(app, 'app.cts'), body); // the same app as CommonJS: resolved through the "require" types
+    const tsc = spawnSync(process.execPath, [join(repo, 'node_modules/typescript/bin/tsc'), '-p', app], { cwd: app, encoding: 'utf8', timeout: 120_000 });
+    expect(`${tsc.stdout}${tsc.stderr}`).toBe('');
+    expect(tsc.status).toBe(0);
+    const firestoreCopies = run('npm', ['ls', '--all', '--parseable', '@google-cloud/firestore'], app).trim().split('\n').filter(Boolean);
+    expect(firestoreCopies).toHaveLength(1);
+  }, 120_000);
+});
