@@ -63,6 +63,15 @@ describe('the packed package', () => {
     expect(out).toContain('result: hello ada');
   }, 90_000);
 
+  it('installs the oncetask command', () => {
+    const help = spawnSync(join(app, 'node_modules/.bin/oncetask'), ['--help'], { cwd: app, encoding: 'utf8', timeout: 30_000 });
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/Usage: oncetask \[options\] \[command\]/);
+    const doctor = spawnSync(join(app, 'node_modules/.bin/oncetask'), ['doctor', '--indexes', join(repo, 'firestore.indexes.json'), '--project', TEST_PROJECT_ID, '--env', uniqueEnv()], { cwd: app, encoding: 'utf8', timeout: 60_000, env: { ...process.env, FIRESTORE_EMULATOR_HOST: emulatorHost() } });
+    expect(doctor.stdout).toMatch(/no findings/); // it found the shipped index file inside the package
+    expect(doctor.status).toBe(0);
+  }, 90_000);
+
   it('type-checks a strict app with skipLibCheck: false, one copy of the Firestore SDK', () => {
     writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({ compilerOptions: { strict: true, skipLibCheck: false, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', noEmit: true, types: ['node'] }, files: ['app.ts', 'app.cts'] }));
     const body = `import { Firestore } from '@google-cloud/firestore';
