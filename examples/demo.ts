@@ -1,22 +1,28 @@
 /**
- * `npm run demo`: oncetask end to end on a local Firestore emulator.
+ * `npm run demo`: oncetask end to end on a local Firestore emulator, with live progress.
  *
  * This process is the producer; two child processes (demo-worker.ts) are the workers. It
- * creates ~200 tasks (plus duplicates, flaky and broken ones, and a scheduled one), waits
- * until every task is terminal, prints a summary, then stops the workers and the emulator.
+ * creates welcome emails (with duplicate deliveries), account syncs on resource keys (a grouped
+ * handler), a recurring report, a flaky import that succeeds on its third attempt and a long
+ * export that it cancels while it runs; shows the queue live (a progress bar on a terminal,
+ * plain lines otherwise), ends by itself with a summary — or, on Ctrl-C, has the workers hand
+ * their leases back and exits.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import cliProgress from 'cli-progress';
 import { startEmulator } from '../scripts/emulator.js';
-import { OnceTaskManager, type TaskInfo, type TaskInput } from '../src/index.js';
-import { demoFirestore, sendWelcomeEmail } from './demo-tasks.js';
+import { OnceTaskManager, TASK_STATUSES, type TaskInfo, type TaskStatus } from '../src/index.js';
+import { buildReport, demoFirestore, exportArchive, importFeed, sendWelcomeEmail, syncAccount } from './demo-tasks.js';
 
-const USERS = 200;
+const USERS = 150;
+const ACCOUNTS = 8;
+const CHANGES_PER_ACCOUNT = 6;
+const REPORTS_WANTED = 3;
 const WORKERS = 2;
-/** Give up well before the 60 s budget rather than hang. */
+/** Give up well before a minute rather than hang. */
 const DEADLINE = Date.now() + 55_000;
 const started = Date.now();
 const elapsed = (): string => `${((Date.now() - started) / 1000).toFixed(1)} s`;
@@ -33,11 +39,9 @@ function spawnWorker(n: number, env: string): Worker {
   const file = fileURLToPath(new URL('./demo-worker.ts', import.meta.url));
   const child = spawn(process.execPath, ['--import', 'tsx', file], {
     cwd: fileURLToPath(new URL('..', import.meta.url)), // where `--import tsx` is resolved
-    env: { ...process.env, ONCE_TASK_ENV: env, ONCE_TASK_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'inherit', 'ipc'], // ipc: the worker says 'ready'
+    env: { ...process.env, ONCE_TASK_ENV: env, ONCE_TASK_LOG_LEVEL: 'error' },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'], // ipc: the worker says 'ready'
   });
-  // The worker logs pino JSON; show one short line per entry instead.
-  createInterface({ input: child.stdout! }).on('line', (line) => console.log(`  [worker ${n}] ${brief(line)}`));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const ready = new Promise<void>((resolve, reject) => {
     child.once('message', () => resolve());
@@ -46,14 +50,115 @@ function spawnWorker(n: number, env: string): Worker {
   return { n, child, ready, exited };
 }
 
-function brief(line: string): string {
+/** Live progress: a bar on a terminal, a plain line a second otherwise. */
+class Progress {
+  private readonly tty = Boolean(process.stdout.isTTY);
+  private readonly bars = this.tty ? new cliProgress.MultiBar({ format: ' {bar} {value}/{total} done | {counts} | {rate} tasks/s', barsize: 24, hideCursor: true, clearOnComplete: false }, cliProgress.Presets.shades_classic) : null;
+  private readonly bar = this.bars?.create(1, 0, { counts: '', rate: '0' }) ?? null;
+  /** Recent (time, done) samples: the rate is taken over the last second or so. */
+  private samples: { at: number; done: number }[] = [];
+  private printedAt = 0;
+
+  /** A line above the bar (or a plain line). */
+  note(text: string): void {
+    if (this.bars) this.bars.log(`${elapsed().padStart(7)}  ${text}\n`);
+    else console.log(`${elapsed().padStart(7)}  ${text}`);
+  }
+
+  update(counts: Record<TaskStatus, number>): void {
+    const total = TASK_STATUSES.reduce((a, s) => a + counts[s], 0);
+    const done = counts.succeeded + counts.failed + counts.cancelled;
+    const now = Date.now();
+    this.samples = [...this.samples.filter((p) => now - p.at <= 1500), { at: now, done }];
+    const oldest = this.samples[0]!;
+    const rate = now > oldest.at ? ((done - oldest.done) * 1000) / (now - oldest.at) : 0;
+    const text = TASK_STATUSES.map((s) => `${s} ${counts[s]}`).join(' ');
+    if (this.bar) {
+      this.bar.setTotal(Math.max(1, total));
+      this.bar.update(done, { counts: text, rate: rate.toFixed(0) });
+    } else if (now - this.printedAt >= 1000) {
+      this.printedAt = now;
+      console.log(`${elapsed().padStart(7)}  ${done}/${total} done | ${text} | ${rate.toFixed(0)} tasks/s`);
+    }
+  }
+
+  stop(): void {
+    this.bars?.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  // Reuses FIRESTORE_EMULATOR_HOST if set, else starts `gcloud emulators firestore` on a free port.
+  const emulator = await startEmulator({ log: (l) => !l.startsWith('> ') && console.log(`[emulator] ${l}`) });
+  process.env.FIRESTORE_EMULATOR_HOST = emulator.host;
+  // Not on GCP: skip the SDK's metadata-server probe (and its MetadataLookupWarning). Inherited by the workers.
+  process.env.METADATA_SERVER_DETECTION ??= 'none';
+  // A fresh environment per run: old runs' tasks (same IDs) stay invisible to this one.
+  const env = `demo-${randomBytes(4).toString('hex')}`;
+  const firestore = demoFirestore();
+  const manager = new OnceTaskManager({ firestore, env });
+  const workers = Array.from({ length: WORKERS }, (_, i) => spawnWorker(i + 1, env));
+  const progress = new Progress();
+  let interrupted = false;
+  // Ctrl-C: the workers get SIGINT too and hand their leases back; we wait for them, then go.
+  process.once('SIGINT', () => {
+    interrupted = true;
+    progress.note('Ctrl-C: stopping the workers (they hand back their leases)');
+  });
   try {
-    const e = JSON.parse(line) as { level: number; msg: string; taskId?: string; attempt?: number; err?: { message?: string } };
-    const level = e.level >= 50 ? 'ERROR' : e.level >= 40 ? 'WARN' : 'INFO';
-    const task = e.taskId ? ` [${e.taskId}, attempt ${e.attempt}]` : '';
-    return `${level} ${e.msg}${task}${e.err?.message ? `: ${e.err.message}` : ''}`;
-  } catch {
-    return line;
+    await Promise.all(workers.map((w) => w.ready));
+    progress.note(`${WORKERS} workers up (pids ${workers.map((w) => w.child.pid).join(', ')}), env "${env}"`);
+
+    const users = Array.from({ length: USERS }, (_, i) => ({ userId: `user-${String(i + 1).padStart(3, '0')}`, email: `user-${i + 1}@example.com` }));
+    const first = await manager.createMany(sendWelcomeEmail, users);
+    // The signup events are delivered again (at-least-once queues do that): same IDs, no new tasks.
+    const again = await manager.createMany(sendWelcomeEmail, users.slice(0, 50));
+    progress.note(`welcome emails: ${first.created} created; the same 50 signups delivered again created ${again.created}`);
+    const changes = Array.from({ length: ACCOUNTS * CHANGES_PER_ACCOUNT }, (_, i) => ({ accountId: `acct-${(i % ACCOUNTS) + 1}`, change: i }));
+    await manager.createMany(syncAccount, changes);
+    progress.note(`account syncs: ${changes.length} changes over ${ACCOUNTS} accounts (one at a time per account, grouped)`);
+    await manager.create(buildReport, { name: 'weekly' }, { recurrence: { rrule: 'FREQ=SECONDLY;INTERVAL=2', dtstart: new Date(Date.now() + 1000) } });
+    progress.note('recurring report: a generator with FREQ=SECONDLY;INTERVAL=2 (FREQ=WEEKLY in real life)');
+    await manager.create(importFeed, { feed: 'prices' });
+    await manager.create(exportArchive, { archive: '2026' });
+
+    let cancelled = false;
+    let importNoted = false;
+    for (;;) {
+      if (interrupted) return;
+      if (Date.now() > DEADLINE) throw new Error('tasks did not finish in time');
+      const counts = await manager.countByStatus();
+      progress.update(counts);
+      const exp = await manager.get('export:2026');
+      if (!cancelled && exp?.status === 'running') {
+        await manager.cancel('export:2026');
+        cancelled = true;
+        progress.note('export:2026 is running: cancelled it mid-run (its handler sees the signal abort)');
+      }
+      const imp = await manager.get('import:prices');
+      if (!importNoted && imp?.status === 'succeeded') {
+        importNoted = true;
+        progress.note(`import:prices succeeded on attempt ${imp.attempts} after: ${imp.errors.map((e) => e.message).join('; ')}`);
+      }
+      const reports = (await manager.listOccurrences('report:weekly')).filter((t) => t.status === 'succeeded').length;
+      const open = counts.pending + counts.running + counts.cancelling - 1; // the generator stays pending
+      if (open === 0 && reports >= REPORTS_WANTED && cancelled) break;
+      await sleep(250);
+    }
+    await manager.cancel('report:weekly'); // ends the series
+    progress.update(await manager.countByStatus());
+    progress.stop();
+    printSummary(manager, workers, await listAll(manager));
+  } finally {
+    progress.stop();
+    // SIGTERM: each worker stops claiming, finishes or releases its tasks, and exits 0.
+    for (const w of workers) w.child.kill('SIGTERM');
+    const codes = await Promise.all(workers.map((w) => w.exited));
+    console.log(`\n${elapsed()}  workers stopped (exit codes ${codes.join(', ')})`);
+    await firestore.terminate();
+    await emulator.stop();
+    if (codes.some((c) => c !== 0)) process.exitCode = 1;
+    if (interrupted) process.exitCode = 130;
   }
 }
 
@@ -69,86 +174,21 @@ async function listAll(manager: OnceTaskManager): Promise<TaskInfo[]> {
   return all;
 }
 
-async function main(): Promise<void> {
-  // Reuses FIRESTORE_EMULATOR_HOST if set, else starts `gcloud emulators firestore` on a free port.
-  const emulator = await startEmulator({ log: (l) => !l.startsWith('> ') && console.log(`[emulator] ${l}`) });
-  process.env.FIRESTORE_EMULATOR_HOST = emulator.host;
-  // Not on GCP: skip the SDK's metadata-server probe (and its MetadataLookupWarning). Inherited by the workers.
-  process.env.METADATA_SERVER_DETECTION ??= 'none';
-  // A fresh environment per run: old runs' tasks (same IDs) stay invisible to this one.
-  const env = `demo-${randomBytes(4).toString('hex')}`;
-  const firestore = demoFirestore();
-  const manager = new OnceTaskManager({ firestore, env });
-  const workers = Array.from({ length: WORKERS }, (_, i) => spawnWorker(i + 1, env));
-  try {
-    await Promise.all(workers.map((w) => w.ready));
-    console.log(`\n${elapsed()}  ${WORKERS} workers up (pids ${workers.map((w) => w.child.pid).join(', ')}), env "${env}"`);
-
-    // A scheduled task first, so its 2 s wait overlaps the rest of the demo.
-    await manager.create(sendWelcomeEmail, { userId: 'late', email: 'late@example.com' }, { waitUntil: new Date(Date.now() + 2000) });
-    console.log(`${elapsed()}  created welcome:late, due in 2 s`);
-
-    const users: TaskInput<typeof sendWelcomeEmail>[] = Array.from({ length: USERS }, (_, i) => {
-      const userId = `user-${String(i + 1).padStart(3, '0')}`;
-      const simulate = userId === 'user-100' ? 'broken' : (i + 1) % 40 === 0 ? 'flaky' : undefined;
-      return { userId, email: `${userId}@example.com`, ...(simulate ? { simulate } : {}) };
-    });
-    const batch = await manager.createMany(sendWelcomeEmail, users);
-    console.log(`${elapsed()}  createMany: ${batch.created} of ${users.length} created (5 flaky, 1 broken)`);
-
-    // Idempotency: the same IDs again are no-ops, and the stored payload is kept.
-    const again = await manager.createMany(sendWelcomeEmail, users.slice(0, 50));
-    const dup = await manager.create(sendWelcomeEmail, { userId: 'user-001', email: 'changed@example.com' });
-    const kept = (await manager.get(dup.id))?.data as { email: string };
-    console.log(`${elapsed()}  createMany of 50 existing: ${again.created} created; create ${dup.id}: created=${dup.created}, stored email still ${kept.email}`);
-    try {
-      await manager.create(sendWelcomeEmail, { userId: 'x', email: 'not-an-email' });
-    } catch (err) {
-      console.log(`${elapsed()}  invalid payload rejected before writing: ${(err as Error & { code: string }).code}: ${(err as Error).message}`);
-    }
-
-    // Wait until nothing is pending or running: every task is terminal.
-    for (;;) {
-      const pending = await manager.countPending(sendWelcomeEmail);
-      const running = (await manager.list({ kind: sendWelcomeEmail, status: 'running', limit: 1000 })).tasks.length;
-      console.log(`${elapsed()}  pending ${pending}, running ${running}`);
-      if (pending === 0 && running === 0) break;
-      if (Date.now() > DEADLINE) throw new Error('tasks did not finish in time');
-      await sleep(1000);
-    }
-
-    printSummary(await listAll(manager), workers);
-  } finally {
-    // SIGTERM: each worker stops claiming, finishes or releases its tasks, and exits 0.
-    for (const w of workers) w.child.kill('SIGTERM');
-    const codes = await Promise.all(workers.map((w) => w.exited));
-    console.log(`\n${elapsed()}  workers stopped (exit codes ${codes.join(', ')})`);
-    await firestore.terminate();
-    await emulator.stop();
-    if (codes.some((c) => c !== 0)) process.exitCode = 1;
+function printSummary(_manager: OnceTaskManager, workers: Worker[], tasks: TaskInfo[]): void {
+  const byKind = new Map<string, TaskInfo[]>();
+  for (const t of tasks) byKind.set(t.kind, [...(byKind.get(t.kind) ?? []), t]);
+  console.log('\n  kind                 tasks  succeeded  failed  cancelled');
+  for (const [kind, list] of byKind) {
+    const n = (s: TaskStatus) => String(list.filter((t) => t.status === s).length).padStart(s === 'succeeded' ? 9 : s === 'failed' ? 6 : 9);
+    console.log(`  ${kind.padEnd(20)} ${String(list.length).padStart(5)}  ${n('succeeded')}  ${n('failed')}  ${n('cancelled')}`);
   }
-}
-
-function printSummary(tasks: TaskInfo[], workers: Worker[]): void {
-  const count = (pred: (t: TaskInfo) => boolean): number => tasks.filter(pred).length;
-  const succeeded = count((t) => t.status === 'succeeded');
-  const failed = tasks.filter((t) => t.status === 'failed');
-  const retried = count((t) => t.status === 'succeeded' && t.attempts > 1);
-  console.log(`\n  tasks      ${String(tasks.length).padStart(4)}`);
-  console.log(`  succeeded  ${String(succeeded).padStart(4)}   (${retried} of them after a failed first attempt)`);
-  console.log(`  failed     ${String(failed.length).padStart(4)}`);
-  for (const t of failed) console.log(`    ${t.id}: ${t.errors.at(-1)?.code}: ${t.errors.at(-1)?.message}`);
-
+  const syncs = tasks.filter((t) => t.kind === 'sync-account' && t.status === 'succeeded');
+  const batches = syncs.map((t) => (t.result as { batch?: number } | null)?.batch ?? 1);
+  console.log(`\n  account syncs ran in groups of up to ${Math.max(...batches)} changes of one account (never two groups of one account at once)`);
   console.log('\n  worker  pid      tasks run');
   for (const w of workers) {
-    const ran = count((t) => (t.result as { worker?: number } | null)?.worker === w.child.pid);
+    const ran = tasks.filter((t) => (t.result as { worker?: number } | null)?.worker === w.child.pid).length;
     console.log(`  ${w.n}       ${String(w.child.pid).padEnd(8)} ${String(ran).padStart(4)}`);
-  }
-  const late = tasks.find((t) => t.id === 'welcome:late');
-  if (late?.doneAt) {
-    const after = ((late.doneAt.getTime() - late.createdAt.getTime()) / 1000).toFixed(1);
-    console.log(`\n  welcome:late was due 2 s after it was created and finished after ${after} s`);
-    console.log('  (workers take due tasks oldest-due first; tasks that came due before it went first)');
   }
 }
 
