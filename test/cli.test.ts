@@ -123,5 +123,9 @@ describe('the oncetask CLI', () => {
     expect(findings.find((f) => f.check === 'ttl')!.fix).toBe(`gcloud firestore fields ttls update expireAt --collection-group=${TEST_COLLECTION} --enable-ttl --project=${TEST_PROJECT_ID}`);
     expect(findings.find((f) => f.check === 'indexes')!.problem).toMatch(/\(env ASCENDING, kind ASCENDING, status ASCENDING, waitUntil ASCENDING, seq ASCENDING\) is missing/);
     expect(findings.find((f) => f.check === 'stuck')!.fix).toMatch(/oncetask reset job-1/);
+    // A document of the environment that is not a task.
+    await db.collection(TEST_COLLECTION).doc('garbage').set({ env: m.env, kind: 'job', status: 'pending', createdAt: new Date() });
+    const withGarbage = json(cli(m.env, 'doctor', '--json')) as { findings: { check: string; problem: string }[] };
+    expect(withGarbage.findings.find((f) => f.check === 'malformed')!.problem).toMatch(/1 malformed document\(s\).*garbage/);
   }, 60_000);
 });

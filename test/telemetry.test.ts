@@ -92,6 +92,7 @@ describe('OpenTelemetry', () => {
     expect((await sum('messaging.client.sent.messages', attrs)) - before.sent).toBe(3);
     expect(await sum('oncetask.task.queue_lag', attrs)).toBeGreaterThanOrEqual(5); // one per claim
     expect(await sum('messaging.process.duration', { ...attrs, 'oncetask.outcome': 'failed', 'error.type': 'SMTP_DOWN' })).toBe(1);
+    expect(await sum('messaging.process.duration', { ...attrs, 'oncetask.outcome': 'succeeded' })).toBeGreaterThanOrEqual(2); // job-1 (2nd attempt) and job-3
     expect(await sum('oncetask.firestore.operations', { 'oncetask.operation.type': 'write' })).toBeGreaterThan(0);
   });
 
