@@ -32,7 +32,7 @@ import type { OperationStats } from './store/op-stats.js';
 import { TaskStore, type TaskFields, type VersionedTask } from './store/task-store.js';
 import { prepareRecurrence, type RecurrenceOptions } from './recurrence.js';
 import { newTaskFields, OPEN_STATUSES, type TaskInfo, type TaskStatus } from './task-document.js';
-import { assertValidId, identify, parsePayload, type TaskDefinition } from './task-definition.js';
+import { assertValidId, identify, kindOf, parsePayload, type TaskDefinition } from './task-definition.js';
 import { toFirestoreValue } from './values.js';
 import { DEFAULT_HOOK_TIMEOUT_MS, HookRunner } from './worker/hooks.js';
 import { drain, type DrainOptions, type DrainResult } from './worker/drain.js';
@@ -46,13 +46,6 @@ import type { OnceTaskManagerOptions, CreateOptions, CreateResult, CreateManyOpt
 
 /** Longest ID of a recurring generator, so its occurrence IDs stay within 500 bytes. */
 const MAX_GENERATOR_ID_BYTES = 470;
-
-/** A kind's name from its definition or the name itself. */
-function kindName(def: TaskDefinition | string): string {
-  if (typeof def === 'string' && def.length > 0) return def;
-  assertDefinition(def);
-  return (def as TaskDefinition).kind;
-}
 
 /** Wakes local workers of (collection, env, kind) when a task is created in this process. */
 const localWorkers = new Map<string, Set<{ wake(dueHead?: VersionedTask): void }>>();
@@ -153,23 +146,15 @@ export class OnceTaskManager {
       throw new InvalidOptionsError('create: a recurring task starts at its first slot; pass "recurrence" or "waitUntil", not both');
     }
     const { id, fields } = this.prepare(def, data, waitUntil ?? new Date(this.clock()), recurrence);
-    const send = this.telemetry.startSend(def.kind, [id]);
-    fields.traceContext = send.traceContext;
-    let created: boolean;
-    let head: VersionedTask | null = null;
-    try {
-      if (transaction) created = await this.store.createInTransaction(transaction, id, fields);
-      else if (batch) created = await this.store.createInBatch(batch, id, fields);
-      else {
-        const result = await this.store.create(id, fields);
-        created = result !== null;
-        head = result?.head ?? null;
-      }
-    } catch (err) {
-      send.end(err);
-      throw err;
-    }
-    send.end();
+    let head = null as VersionedTask | null; // (set inside the callback; the cast keeps TypeScript from narrowing it to null)
+    const created = await this.telemetry.send(def.kind, [id], async (traceContext) => {
+      fields.traceContext = traceContext;
+      if (transaction) return this.store.createInTransaction(transaction, id, fields);
+      if (batch) return this.store.createInBatch(batch, id, fields);
+      const result = await this.store.create(id, fields);
+      head = result?.head ?? null;
+      return result !== null;
+    });
     // A task due now is handed to local workers as it was written: they claim it without a read.
     if (created) this.wakeLocal(def.kind, head && head.task.waitUntil.getTime() <= this.clock() ? head : undefined);
     return { id, created };
@@ -198,16 +183,10 @@ export class OnceTaskManager {
         throw err;
       }
     });
-    const send = this.telemetry.startSend(def.kind, items.map((i) => i.id));
-    for (const item of items) item.fields.traceContext = send.traceContext;
-    let outcomes: boolean[];
-    try {
-      outcomes = await this.store.createMany(items);
-    } catch (err) {
-      send.end(err);
-      throw err;
-    }
-    send.end();
+    const outcomes = await this.telemetry.send(def.kind, items.map((i) => i.id), (traceContext) => {
+      for (const item of items) item.fields.traceContext = traceContext;
+      return this.store.createMany(items);
+    });
     const created = outcomes.filter(Boolean).length;
     if (created > 0) this.wakeLocal(def.kind);
     return { ids: items.map((i) => i.id), created };
@@ -386,7 +365,7 @@ export class OnceTaskManager {
    * billed 1 read per 1000 tasks counted, at least 1). Never reads the tasks themselves.
    */
   async countByStatus(def?: TaskDefinition | string): Promise<Record<TaskStatus, number>> {
-    return this.reads.countByStatus(def === undefined ? null : kindName(def));
+    return this.reads.countByStatus(def === undefined ? null : kindOf(def, 'countByStatus'));
   }
 
   /**
@@ -394,7 +373,7 @@ export class OnceTaskManager {
    * oldest due task came due (4 COUNT aggregations and a `limit(1)` query: about 5 reads).
    */
   async queueDepth(def: TaskDefinition | string): Promise<QueueDepth> {
-    return this.reads.queueDepth(kindName(def), new Date(this.clock()));
+    return this.reads.queueDepth(kindOf(def, 'queueDepth'), new Date(this.clock()));
   }
 
   /**
@@ -402,7 +381,7 @@ export class OnceTaskManager {
    * manager has handlers for), one COUNT aggregation each. For a dead-task view.
    */
   async failedKinds(kinds?: readonly (TaskDefinition | string)[]): Promise<{ kind: string; failed: number }[]> {
-    const names = kinds === undefined ? [...this.workers.keys()] : kinds.map(kindName);
+    const names = kinds === undefined ? [...this.workers.keys()] : kinds.map((k) => kindOf(k, 'failedKinds'));
     if (names.length === 0) throw new InvalidOptionsError('failedKinds: pass the kinds to look at (this manager has no handlers registered)');
     return this.reads.failedKinds(names);
   }

@@ -64,6 +64,13 @@ export function isTaskDefinition(value: unknown): value is TaskDefinition {
   return typeof value === 'object' && value !== null && (value as { __oncetask?: unknown }).__oncetask === 'TaskDefinition';
 }
 
+/** A kind named by its definition or by its name; throws {@link InvalidOptionsError} (`where` leads the message) for anything else. */
+export function kindOf(value: unknown, where: string): string {
+  if (typeof value === 'string' && value.length > 0) return value;
+  if (isTaskDefinition(value)) return value.kind;
+  throw new InvalidOptionsError(`${where}: expected a task definition or kind name`);
+}
+
 /** Parses a payload with the kind's schema, or throws {@link InvalidPayloadError} naming the bad field. */
 export function parsePayload<S extends z.ZodType>(def: TaskDefinition<S>, data: unknown): z.output<S> {
   const parsed = def.schema.safeParse(data);

@@ -2,7 +2,7 @@ import { assertKnownOptions, optionNames } from '../known-options.js';
 import { InvalidOptionsError } from '../errors.js';
 import type { OnceTaskLogger } from '../logger.js';
 import type { TaskStore } from '../store/task-store.js';
-import { assertValidId, isTaskDefinition, type TaskDefinition } from '../task-definition.js';
+import { assertValidId, kindOf, type TaskDefinition } from '../task-definition.js';
 import { TASK_STATUSES, toTaskInfo, type TaskInfo, type TaskStatus } from '../task-document.js';
 
 /** Reading tasks for the public API: by ID, listing with a cursor, by key, by generator. */
@@ -100,8 +100,7 @@ export class TaskReads {
     if (status !== undefined && !TASK_STATUSES.includes(status)) {
       throw new InvalidOptionsError(`list: option "status" must be one of ${TASK_STATUSES.join(', ')}`);
     }
-    const kind = options.kind === undefined ? undefined : isTaskDefinition(options.kind) ? options.kind.kind : options.kind;
-    if (kind !== undefined && (typeof kind !== 'string' || kind === '')) throw new InvalidOptionsError('list: option "kind" must be a task definition or kind name');
+    const kind = options.kind === undefined ? undefined : kindOf(options.kind, 'list: option "kind"');
     const after = cursor === undefined ? undefined : decodeCursor(cursor);
     const page = await this.store.listing.list({ kind, status, limit, after });
     const tasks: TaskInfo[] = [];

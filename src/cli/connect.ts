@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { defineTask, type TaskDefinition } from '../task-definition.js';
 import { OnceTaskManager } from '../manager.js';
 import type { OnceTaskLogger } from '../logger.js';
+import type { ListOptions, ListPage } from '../admin/task-reads.js';
 
 /** The options every command takes. */
 export interface GlobalOptions {
@@ -35,4 +36,15 @@ export function connect(options: GlobalOptions): { manager: OnceTaskManager; fir
 /** A definition for a kind named on the command line (its payload is not validated: the CLI never creates tasks). */
 export function kindByName(kind: string): TaskDefinition {
   return defineTask({ kind, schema: z.unknown(), id: () => kind });
+}
+
+/** Every page of a listing, following its cursors (at most `maxPages`). */
+export async function* pages(manager: OnceTaskManager, filter: Omit<ListOptions, 'cursor'>, maxPages = Infinity): AsyncGenerator<ListPage> {
+  let cursor: string | undefined;
+  for (let n = 0; n < maxPages; n++) {
+    const page = await manager.list({ ...filter, ...(cursor ? { cursor } : {}) });
+    yield page;
+    if (page.nextCursor === null) return;
+    cursor = page.nextCursor;
+  }
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { OnceTaskManager } from '../manager.js';
+import { pages } from './connect.js';
 
 /**
  * `oncetask doctor`: checks a project against what the library needs, and says for each finding
@@ -106,17 +107,13 @@ export async function checkData(manager: OnceTaskManager, input: DoctorInput, no
   const stuck: { id: string; kind: string; expiredMs: number }[] = [];
   const malformed: { docId: string; reason: string }[] = [];
   for (const status of ['running', 'cancelling'] as const) {
-    let cursor: string | undefined;
-    for (let pages = 0; pages < 10; pages++) {
-      const page = await manager.list({ status, limit: 500, ...(cursor ? { cursor } : {}) });
+    for await (const page of pages(manager, { status, limit: 500 }, 10)) {
       for (const t of page.tasks) {
         const expiresAt = t.lease?.expiresAt.getTime();
         // Well past expiry (a minute on top of the clock-skew allowance): nobody recovered it.
         if (expiresAt !== undefined && now - expiresAt > 60_000) stuck.push({ id: t.id, kind: t.kind, expiredMs: now - expiresAt });
       }
       malformed.push(...page.malformed);
-      if (page.nextCursor === null) break;
-      cursor = page.nextCursor;
     }
   }
   for (const kind of new Set(stuck.map((s) => s.kind))) {

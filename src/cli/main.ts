@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { OnceTaskError, TaskNotFoundError } from '../errors.js';
 import { TASK_STATUSES, type TaskInfo, type TaskStatus } from '../task-document.js';
-import { connect, kindByName, type GlobalOptions } from './connect.js';
+import { connect, kindByName, pages, type GlobalOptions } from './connect.js';
 import { checkData, checkIndexes, checkRules, type Finding } from './doctor.js';
 import { parseDuration } from './duration.js';
 
@@ -53,6 +53,21 @@ const positiveInt = (value: string): number => {
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`not a positive integer: ${value}`);
   return n;
 };
+
+/** A command `<verb> <ids...>` that confirms, runs `run` and prints how many tasks it changed (`{ reset: n }`, `{ deleted: n }`). */
+function destructiveIdCommand(program: Command, verb: 'reset' | 'delete', description: string, run: (m: ReturnType<typeof connect>['manager'], ids: string[]) => Promise<number>): void {
+  const done = verb === 'reset' ? 'reset' : 'deleted';
+  program
+    .command(`${verb} <ids...>`)
+    .description(description)
+    .action(
+      withManager(program, async (m, options, ids: string[]) => {
+        await confirm(options, `${verb} ${ids.length} task(s)`);
+        const count = await run(m, ids);
+        print(options, { [done]: count }, () => `${done} ${count}`);
+      }),
+    );
+}
 
 export function buildProgram(): Command {
   const program = new Command('oncetask')
@@ -131,16 +146,7 @@ export function buildProgram(): Command {
       }),
     );
 
-  program
-    .command('reset <ids...>')
-    .description('set tasks back to pending with their attempts cleared (any status)')
-    .action(
-      withManager(program, async (m, options, ids: string[]) => {
-        await confirm(options, `reset ${ids.length} task(s)`);
-        const count = await m.reset(ids);
-        print(options, { reset: count }, () => `reset ${count}`);
-      }),
-    );
+  destructiveIdCommand(program, 'reset', 'set tasks back to pending with their attempts cleared (any status)', (m, ids) => m.reset(ids));
 
   program
     .command('cancel [ids...]')
@@ -157,16 +163,7 @@ export function buildProgram(): Command {
       }),
     );
 
-  program
-    .command('delete <ids...>')
-    .description('delete tasks')
-    .action(
-      withManager(program, async (m, options, ids: string[]) => {
-        await confirm(options, `delete ${ids.length} task(s)`);
-        const count = await m.deleteMany(ids);
-        print(options, { deleted: count }, () => `deleted ${count}`);
-      }),
-    );
+  destructiveIdCommand(program, 'delete', 'delete tasks', (m, ids) => m.deleteMany(ids));
 
   program
     .command('purge')
@@ -180,12 +177,9 @@ export function buildProgram(): Command {
         if (!['succeeded', 'failed', 'cancelled'].includes(wanted)) throw new UsageError('purge deletes finished tasks only: --status succeeded, failed or cancelled');
         const cutoff = Date.now() - parseDuration(cmd.olderThan);
         const ids: string[] = [];
-        let cursor: string | undefined;
-        do {
-          const page = await m.list({ status: wanted, limit: 1000, ...(cmd.kind ? { kind: cmd.kind } : {}), ...(cursor ? { cursor } : {}) });
+        for await (const page of pages(m, { status: wanted, limit: 1000, ...(cmd.kind ? { kind: cmd.kind } : {}) })) {
           for (const t of page.tasks) if ((t.doneAt ?? t.updatedAt).getTime() < cutoff) ids.push(t.id);
-          cursor = page.nextCursor ?? undefined;
-        } while (cursor !== undefined);
+        }
         if (ids.length === 0) return print(options, { deleted: 0 }, () => 'nothing to purge');
         await confirm(options, `delete ${ids.length} ${wanted} task(s) finished before ${new Date(cutoff).toISOString()}`);
         let deleted = 0;
@@ -201,12 +195,10 @@ export function buildProgram(): Command {
     .action(
       withManager(program, async (m, options, cmd: { limit: number }) => {
         const generators: TaskInfo[] = [];
-        let cursor: string | undefined;
-        do {
-          const page = await m.list({ status: 'pending', limit: 1000, ...(cursor ? { cursor } : {}) });
+        for await (const page of pages(m, { status: 'pending', limit: 1000 })) {
           generators.push(...page.tasks.filter((t) => t.recurrence !== null));
-          cursor = page.nextCursor ?? undefined;
-        } while (cursor !== undefined && generators.length < cmd.limit);
+          if (generators.length >= cmd.limit) break;
+        }
         const shown = generators.slice(0, cmd.limit).map((g) => ({ id: g.id, kind: g.kind, rrule: g.recurrence!.rrule, tzid: g.recurrence!.tzid, catchUp: g.recurrence!.catchUp, nextSlot: g.waitUntil }));
         print(options, { schedules: shown }, () => shown.map((g) => `${g.id}  ${g.kind}  ${g.rrule}  ${g.tzid}  next ${g.nextSlot.toISOString()}`).join('\n') || '(none)');
       }),

@@ -95,11 +95,11 @@ export class Telemetry {
   }
 
   /**
-   * Starts the `send <kind>` span of a create (or createMany: one span, `messaging.batch.message_count`)
-   * under the caller's active context, and returns the context to store on the task documents
-   * (null when nothing is recorded or no propagator is registered).
+   * Runs a create (or createMany: one span, `messaging.batch.message_count`) inside its
+   * `send <kind>` span, started under the caller's active context. `write` gets the context to
+   * store on the task documents (null when nothing is recorded).
    */
-  startSend(kind: string, ids: readonly string[]): { traceContext: StoredTraceContext | null; end(error?: unknown): void } {
+  async send<T>(kind: string, ids: readonly string[], write: (traceContext: StoredTraceContext | null) => Promise<T>): Promise<T> {
     const attributes = this.base(kind, 'send', 'send');
     if (ids.length === 1) attributes['messaging.message.id'] = ids[0]!;
     else attributes['messaging.batch.message_count'] = ids.length;
@@ -110,15 +110,9 @@ export class Telemetry {
       // No propagator registered (an SDK set up by hand): store the W3C traceparent anyway.
       if (Object.keys(carrier).length === 0) carrier.traceparent = toTraceparent(span);
     }
-    const started = performance.now();
-    return {
-      traceContext: Object.keys(carrier).length > 0 ? carrier : null,
-      end: (error?: unknown) => {
-        this.finish(span, error);
-        this.operationDuration.record((performance.now() - started) / 1000, { ...this.base(kind, 'send', 'send'), ...(error ? { 'error.type': errorType(error) } : {}) });
-        if (!error) this.sent.add(ids.length, { 'messaging.system': SYSTEM, 'messaging.destination.name': kind, 'messaging.operation.name': 'send' });
-      },
-    };
+    return this.timed(span, kind, 'send', 'send', () => write(Object.keys(carrier).length > 0 ? carrier : null), () =>
+      this.sent.add(ids.length, { 'messaging.system': SYSTEM, 'messaging.destination.name': kind, 'messaging.operation.name': 'send' }),
+    );
   }
 
   /**
@@ -154,18 +148,25 @@ export class Telemetry {
   }
 
   /** Runs an outcome write inside a `settle <kind>` span named by its operation. */
-  async settle<T>(kind: string, taskId: string, operation: SettleOperation, write: () => Promise<T>): Promise<T> {
+  settle<T>(kind: string, taskId: string, operation: SettleOperation, write: () => Promise<T>): Promise<T> {
     const span = this.tracer.startSpan(`settle ${kind}`, { kind: SpanKind.CLIENT, attributes: { ...this.base(kind, 'settle', operation), 'messaging.message.id': taskId } }, ROOT_CONTEXT);
+    return this.timed(span, kind, 'settle', operation, write);
+  }
+
+  /** Runs `call`, ends `span` with its error if it throws, and records its duration as a client operation. */
+  private async timed<T>(span: Span, kind: string, type: string, operation: string, call: () => Promise<T>, onSuccess?: () => void): Promise<T> {
     const started = performance.now();
+    let error: unknown;
     try {
-      const result = await write();
-      this.finish(span);
-      this.operationDuration.record((performance.now() - started) / 1000, this.base(kind, 'settle', operation));
+      const result = await call();
+      onSuccess?.();
       return result;
     } catch (err) {
-      this.finish(span, err);
-      this.operationDuration.record((performance.now() - started) / 1000, { ...this.base(kind, 'settle', operation), 'error.type': errorType(err) });
+      error = err;
       throw err;
+    } finally {
+      this.finish(span, error);
+      this.operationDuration.record((performance.now() - started) / 1000, { ...this.base(kind, type, operation), ...(error !== undefined ? { 'error.type': errorType(error) } : {}) });
     }
   }
 

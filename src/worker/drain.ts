@@ -1,5 +1,6 @@
 import { InvalidOptionsError, InvalidStateError } from '../errors.js';
 import { assertKnownOptions, optionNames } from '../known-options.js';
+import { kindOf } from '../task-definition.js';
 import type { HookRunner, TaskOutcome } from './hooks.js';
 import type { KindWorker } from './kind-worker.js';
 import type { z } from 'zod';
@@ -56,10 +57,10 @@ export async function drain(host: DrainHost, options: DrainOptions = {}): Promis
   for (const [name, value] of [['maxMs', maxMs], ['graceMs', graceMs]] as const) {
     if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new InvalidOptionsError(`drain: option "${name}" must be a number >= 0`);
   }
-  const kinds = (options.kinds ?? [...host.workers.keys()]).map((k) => (typeof k === 'string' ? k : k?.kind));
+  const kinds = (options.kinds ?? [...host.workers.keys()]).map((k) => kindOf(k, 'drain: option "kinds"'));
   if (kinds.length === 0) throw new InvalidOptionsError('drain: no handler is registered');
   for (const kind of kinds) {
-    if (typeof kind !== 'string' || !host.workers.has(kind)) throw new InvalidOptionsError(`drain: no handler is registered for kind ${JSON.stringify(kind)}`);
+    if (!host.workers.has(kind)) throw new InvalidOptionsError(`drain: no handler is registered for kind ${JSON.stringify(kind)}`);
   }
   if (host.started) throw new InvalidStateError('drain: the manager is already started (drain() starts the workers and stops them when done)');
   const outcomes: Record<TaskOutcome, number> = { succeeded: 0, retrying: 0, failed: 0, cancelled: 0, cancelling: 0, released: 0 };
