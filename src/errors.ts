@@ -21,7 +21,8 @@ export type OnceTaskErrorCode =
   | 'TASK_CANCELLED'
   | 'ENVIRONMENT_MISMATCH'
   | 'BACKEND_TIMEOUT'
-  | 'HOOK_TIMEOUT';
+  | 'HOOK_TIMEOUT'
+  | 'WAIT_TIMEOUT';
 
 /** Base class of every error raised by oncetask. */
 export class OnceTaskError extends Error {
@@ -199,5 +200,15 @@ export class HookTimeoutError extends OnceTaskError {
     readonly timeoutMs: number,
   ) {
     super('HOOK_TIMEOUT', `${hook} hook did not return within ${timeoutMs} ms`);
+  }
+}
+
+/** `waitFor` gave up: the task did not become terminal within `timeoutMs`. */
+export class WaitTimeoutError extends OnceTaskError {
+  constructor(
+    readonly taskId: string,
+    readonly timeoutMs: number,
+  ) {
+    super('WAIT_TIMEOUT', `task "${taskId}" did not finish within ${timeoutMs} ms`);
   }
 }

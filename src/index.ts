@@ -26,7 +26,9 @@ export type {
   HandlerOptions,
   GroupHandlerOptions,
 } from './handlers.js';
-export type { TaskInfo, TaskStatus, TaskErrorRecord, TaskLease, TaskOccurrence } from './task-document.js';
+export type { TaskInfo, TaskStatus, TaskErrorRecord, TaskLease, TaskOccurrence, TaskProgress } from './task-document.js';
+export { MAX_PRIORITY, PRIORITY_STEP_MS } from './priority.js';
+export { MAX_LABELS } from './labels.js';
 export type { RecurrenceOptions, CatchUp, StoredRecurrence } from './recurrence.js';
 export { TASK_STATUSES, TERMINAL_STATUSES, OPEN_STATUSES, MAX_RECORDED_ERRORS } from './task-document.js';
 export { exponentialBackoff, fixedDelay, noRetry } from './retry.js';
@@ -52,6 +54,7 @@ export {
   EnvironmentMismatchError,
   BackendTimeoutError,
   HookTimeoutError,
+  WaitTimeoutError,
 } from './errors.js';
 export type { Clock } from './clock.js';
 export type { OnceTaskErrorCode, ValidationIssue } from './errors.js';

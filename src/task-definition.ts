@@ -17,6 +17,29 @@ export interface TaskDefinitionInput<S extends z.ZodType> {
    * same time, in any number of processes; within a key they start in queue order.
    */
   resourceKey?: (data: z.output<S>) => string;
+  /** Labels of each task, from its payload (merged under a `labels` option of `create`); at most 10. */
+  labels?: (data: z.output<S>) => Record<string, string>;
+  /** Priority of each task (0-1000, higher runs sooner among due tasks; a `priority` option of `create` wins). */
+  priority?: (data: z.output<S>) => number;
+  /**
+   * With a `resourceKey`: a key's tasks run strictly in queue order (pg-boss's `key_strict_fifo`):
+   * a failed attempt that will be retried blocks its key until that task succeeds or fails for
+   * good. Default false (a retry waits while the key's later tasks run).
+   */
+  strictOrder?: boolean;
+  /**
+   * At most one task per ID per window: a `create` of an ID whose task was created less than
+   * `windowMs` ago is a no-op (`outcome: 'throttled'`); after the window a finished task of
+   * the ID is replaced by a new one. Not with `debounce`.
+   */
+  throttle?: { windowMs: number };
+  /**
+   * A `create` of an ID whose task is still pending (not started) moves its due time to
+   * `delayMs` from now and replaces its payload (`outcome: 'debounced'`), but never past
+   * `maxDelayMs` after the first of those creates. A new task is due `delayMs` after its create.
+   * While the task runs, creates of its ID are no-ops (`outcome: 'exists'`). Not with `throttle`.
+   */
+  debounce?: { delayMs: number; maxDelayMs?: number };
 }
 
 /** A typed task kind, made by {@link defineTask}. Pass it to `create` and `handle`. */
@@ -53,10 +76,26 @@ export function defineTask<S extends z.ZodType>(input: TaskDefinitionInput<S>): 
     throw new InvalidOptionsError(`defineTask(${input.kind}): schema must be a zod schema`);
   }
   if (typeof input.id !== 'function') throw new InvalidOptionsError(`defineTask(${input.kind}): id must be a function`);
-  if (input.resourceKey !== undefined && typeof input.resourceKey !== 'function') {
-    throw new InvalidOptionsError(`defineTask(${input.kind}): resourceKey must be a function`);
+  for (const fn of ['resourceKey', 'labels', 'priority'] as const) {
+    if (input[fn] !== undefined && typeof input[fn] !== 'function') throw new InvalidOptionsError(`defineTask(${input.kind}): ${fn} must be a function`);
+  }
+  if (input.strictOrder !== undefined && typeof input.strictOrder !== 'boolean') throw new InvalidOptionsError(`defineTask(${input.kind}): strictOrder must be a boolean`);
+  if (input.strictOrder && input.resourceKey === undefined) throw new InvalidOptionsError(`defineTask(${input.kind}): strictOrder needs a resourceKey`);
+  if (input.throttle !== undefined && input.debounce !== undefined) throw new InvalidOptionsError(`defineTask(${input.kind}): pass throttle or debounce, not both`);
+  if (input.throttle !== undefined && !(typeof input.throttle === 'object' && input.throttle !== null && isPositiveMs(input.throttle.windowMs))) {
+    throw new InvalidOptionsError(`defineTask(${input.kind}): throttle.windowMs must be a positive number of ms`);
+  }
+  if (input.debounce !== undefined) {
+    const d = input.debounce as { delayMs?: unknown; maxDelayMs?: unknown } | null;
+    if (typeof d !== 'object' || d === null || !isPositiveMs(d.delayMs) || (d.maxDelayMs !== undefined && (!isPositiveMs(d.maxDelayMs) || d.maxDelayMs < d.delayMs))) {
+      throw new InvalidOptionsError(`defineTask(${input.kind}): debounce needs delayMs > 0 and, if given, maxDelayMs >= delayMs`);
+    }
   }
   return Object.freeze({ ...input, __oncetask: 'TaskDefinition' as const });
+}
+
+function isPositiveMs(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v) && v > 0;
 }
 
 /** True when `value` was made by {@link defineTask}. */

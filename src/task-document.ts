@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import type { SeriesCursor, StoredRecurrence } from './recurrence.js';
 import { fromFirestoreValue, isTimestampLike } from './values.js';
+import { queuePosition } from './priority.js';
+import { labelPairs } from './labels.js';
 
 /**
  * The stored shape of a task document and its conversion to the public {@link TaskInfo}.
@@ -85,7 +87,25 @@ export interface TaskInfo<T = unknown> {
   recurrence: StoredRecurrence | null;
   /** For an occurrence spawned by a generator: which one, and its slot. */
   occurrence: TaskOccurrence | null;
+  /** Priority: higher runs sooner among due tasks (0 by default; see the README's "Priorities"). */
+  priority: number;
+  /**
+   * When the task is due. Equal to `waitUntil` unless priority moved the queue position
+   * ahead of the due time; the task never starts before `dueAt`.
+   */
+  dueAt: Date;
+  /** What the current (or last) attempt reported with `ctx.setProgress`: a number in [0, 1], an object, or null. */
+  progress: TaskProgress | null;
+  /** When the current (or last) attempt started (was claimed). */
+  startedAt: Date | null;
+  /** How long the last finished attempt took, from its claim to its outcome, in ms. */
+  durationMs: number | null;
+  /** The task's labels (`key → value`). */
+  labels: Record<string, string>;
 }
+
+/** A progress report: a fraction in [0, 1] or a small JSON object (at most 4 KiB as JSON). */
+export type TaskProgress = number | { [key: string]: unknown };
 
 /** Where an occurrence task comes from. */
 export interface TaskOccurrence {
@@ -158,6 +178,21 @@ export const storedTaskSchema = z.object({
   shard: counter.nullable().default(null),
   /** Trace context of the create's `send` span (W3C `traceparent`), when tracing was on. */
   traceContext: z.record(z.string(), z.string()).nullable().default(null),
+  /** Priority (see `src/priority.ts`): 0 unless given; higher runs sooner among due tasks. */
+  priority: counter.default(0),
+  /**
+   * The real due time when priority moved the queue position (`waitUntil`) ahead of it: the
+   * task is not claimed before this. Null when `waitUntil` is the due time itself.
+   */
+  notBefore: timestamp.nullable().default(null),
+  /** What the running (or last) attempt reported with `ctx.setProgress` (null: nothing yet). */
+  progress: z.unknown().optional().transform((v) => (v === undefined ? null : v)),
+  /** When the current (or last) attempt was claimed. */
+  startedAt: timestamp.nullable().default(null),
+  /** How long the last finished attempt took, claim to outcome (ms). */
+  durationMs: counter.nullable().default(null),
+  /** Labels (at most 10; see `src/labels.ts`); `labelPairs` holds them as `key=value` for the label query. */
+  labels: z.record(z.string(), z.string()).default({}),
 });
 
 /** A decoded stored task. Timestamps are Dates; `data` is still as stored. */
@@ -198,6 +233,12 @@ export function toTaskInfo<T = unknown>(task: StoredTask): TaskInfo<T> {
     lease: task.lease ? { workerId: task.lease.workerId, expiresAt: task.lease.expiresAt } : null,
     recurrence: task.recurrence,
     occurrence: task.generatorId !== null && task.slot !== null ? { generatorId: task.generatorId, slot: task.slot } : null,
+    priority: task.priority,
+    dueAt: task.notBefore ?? task.waitUntil,
+    progress: task.progress === null ? null : (fromFirestoreValue(task.progress) as TaskProgress),
+    startedAt: task.startedAt,
+    durationMs: task.durationMs,
+    labels: task.labels,
   };
 }
 
@@ -216,11 +257,17 @@ export interface NewTask {
   now?: Date;
   /** Trace context of the create's `send` span, if tracing is on. */
   traceContext?: Record<string, string> | null;
+  /** Priority (0-1000, default 0). */
+  priority?: number;
+  /** Labels, already validated. */
+  labels?: Record<string, string>;
 }
 
 /** The fields of a new pending task. */
 export function newTaskFields(t: NewTask): Record<string, unknown> {
   const now = t.now ?? new Date();
+  const priority = t.priority ?? 0;
+  const position = queuePosition(t.waitUntil, priority, now.getTime());
   const fields: Omit<z.input<typeof storedTaskSchema>, 'waitUntil' | 'createdAt' | 'updatedAt'> & Record<string, unknown> = {
     id: t.id,
     kind: t.kind,
@@ -228,7 +275,9 @@ export function newTaskFields(t: NewTask): Record<string, unknown> {
     status: 'pending',
     data: t.data,
     resourceKey: t.resourceKey,
-    waitUntil: t.waitUntil,
+    waitUntil: position.waitUntil,
+    notBefore: position.notBefore,
+    priority,
     createdAt: now,
     updatedAt: now,
     seq: nextSeq(),
@@ -246,6 +295,11 @@ export function newTaskFields(t: NewTask): Record<string, unknown> {
     generatorId: t.occurrence?.generatorId ?? null,
     slot: t.occurrence?.slot ?? null,
     traceContext: t.traceContext ?? null,
+    progress: null,
+    startedAt: null,
+    durationMs: null,
+    labels: t.labels ?? {},
+    labelPairs: labelPairs(t.labels ?? {}),
   };
   return fields;
 }
