@@ -1,6 +1,7 @@
 import type { OnceTaskLogger } from './logger.js';
 import type { RetryPolicy } from './retry.js';
-import type { TaskOccurrence } from './task-document.js';
+import type { TaskOccurrence, TaskProgress } from './task-document.js';
+import type { SetProgressOptions } from './worker/progress.js';
 
 /**
  * The shapes of user handlers and of what they receive.
@@ -20,6 +21,15 @@ export interface TaskContext {
   logger: OnceTaskLogger;
   /** For an occurrence of a recurring task: its slot and generator; otherwise null. */
   occurrence: TaskOccurrence | null;
+  /**
+   * Reports how far the attempt has got: a number in [0, 1] or a small object (at most 4 KiB as
+   * JSON), stored on the task as `progress` and visible to `get` in any process. By default it
+   * rides on the next lease renewal (every third of `leaseMs`; no extra write); with
+   * `{ flush: true }` it is written now, at most once a second per task (one write). Rejects
+   * with `LeaseLostError` once the attempt can no longer write, and with `InvalidOptionsError`
+   * for a bad value. Reset to null when a new attempt starts.
+   */
+  setProgress(value: TaskProgress, options?: SetProgressOptions): Promise<void>;
 }
 
 /** The task a handler runs. */
@@ -51,6 +61,8 @@ export interface GroupContext {
   logger: OnceTaskLogger;
   /** Whether cancellation of this task (by ID) was requested while the group runs. */
   isCancelled(taskId: string): boolean;
+  /** `ctx.setProgress` of one task of the group (see {@link TaskContext.setProgress}). */
+  setProgress(taskId: string, value: TaskProgress, options?: SetProgressOptions): Promise<void>;
 }
 
 /**
@@ -81,6 +93,13 @@ export interface HandlerOptions<T = unknown> {
   onCancel?: CancelHandler<T>;
   /** Retry policy of `onCancel`, with its own attempt counter. Default `exponentialBackoff({ maxAttempts: 5, maxMs: 10 min })`. */
   cancelRetry?: RetryPolicy;
+  /**
+   * Kinds with a `resourceKey` only: after a task of a key finishes (any outcome), the key's next
+   * task starts no sooner than this many ms later, in any process; if the worker running it dies,
+   * the cooldown runs from its lease's expiry. Kept on the key's lock document, in the commit that
+   * releases it (no extra write). Default 0.
+   */
+  cooldownMs?: number;
 }
 
 /** Options of `handleGroup`. */
@@ -97,6 +116,7 @@ export interface ResolvedHandlerOptions {
   timeoutMs: number | undefined;
   cancelRetry: RetryPolicy;
   maxBatchSize: number;
+  cooldownMs: number;
 }
 
 /** What a kind's worker runs: a single-task handler or a grouped one, and maybe `onCancel`. */

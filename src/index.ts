@@ -9,13 +9,19 @@ export type {
   OnceTaskManagerOptions,
   CreateOptions,
   CreateResult,
+  CreateOutcome,
   CreateManyOptions,
   CreateManyResult,
   StopOptions,
+  WaitForOptions,
   ListOptions,
   ListPage,
   QueueDepth,
+  PauseInfo,
+  PauseOptions,
+  ResumeOptions,
 } from './manager.js';
+export type { SetProgressOptions } from './worker/progress.js';
 export type {
   TaskContext,
   RunningTask,
@@ -29,7 +35,17 @@ export type {
 export type { TaskInfo, TaskStatus, TaskErrorRecord, TaskLease, TaskOccurrence, TaskProgress } from './task-document.js';
 export { MAX_PRIORITY, PRIORITY_STEP_MS } from './priority.js';
 export { MAX_LABELS } from './labels.js';
-export type { RecurrenceOptions, CatchUp, StoredRecurrence } from './recurrence.js';
+export type {
+  RecurrenceOptions,
+  RRuleRecurrenceOptions,
+  CronRecurrenceOptions,
+  EveryRecurrenceOptions,
+  CommonRecurrenceOptions,
+  CatchUp,
+  Overlap,
+  StoredRecurrence,
+} from './recurrence.js';
+export type { LastSpawn, ListSchedulesOptions, RunScheduleNowResult, ScheduleInfo, UpsertScheduleOutcome, UpsertScheduleResult } from './admin/schedules.js';
 export { TASK_STATUSES, TERMINAL_STATUSES, OPEN_STATUSES, MAX_RECORDED_ERRORS } from './task-document.js';
 export { exponentialBackoff, fixedDelay, noRetry } from './retry.js';
 export type { RetryPolicy, ExponentialBackoffOptions, FixedDelayOptions } from './retry.js';

@@ -4,6 +4,7 @@ import type { Clock } from './clock.js';
 import type { OnceTaskLogger } from './logger.js';
 import type { RecurrenceOptions } from './recurrence.js';
 import type { TaskHooks } from './worker/hooks.js';
+import type { TaskDefinitionInput } from './task-definition.js';
 
 /** The option and result types of {@link OnceTaskManager}'s own methods, each option documented where it is defined. */
 
@@ -136,27 +137,69 @@ export interface CreateOptions {
    * (IDs `{id}_occ_{slot in UTC ISO-8601}`), each run by the kind's handler.
    */
   recurrence?: RecurrenceOptions;
+  /**
+   * Labels of the task (`key → value`, at most 10 in all), merged over the definition's
+   * `labels(data)` (a key given here wins). Keys: a letter, then up to 62 letters, digits,
+   * `_ - .`; values: 1-200 characters. A bad label throws `InvalidOptionsError` and nothing is
+   * written. `list({ labels })` finds tasks by them. No extra Firestore cost per create (the
+   * labels ride in the task document; the label index adds one entry per label).
+   */
+  labels?: Record<string, string>;
+  /**
+   * Priority, an integer 0-1000 (default: the definition's `priority(data)`, else 0); wins over
+   * the definition's. Among due tasks a higher priority runs sooner (see `src/priority.ts`).
+   */
+  priority?: number;
 }
+
+/**
+ * What a create did, for a task ID:
+ * - `created`: a new task was written (or, for a `throttle` / `debounce` kind, a finished task
+ *   of the ID was replaced by a new one: attempts, errors and result reset);
+ * - `exists`: a task with the ID exists and was left as it is;
+ * - `throttled`: a `throttle` kind's task of the ID was created less than `windowMs` ago: no-op;
+ * - `debounced`: a `debounce` kind's pending task (not started) got the new payload and its due
+ *   time moved (see {@link TaskDefinitionInput.debounce}).
+ */
+export type CreateOutcome = 'created' | 'exists' | 'throttled' | 'debounced';
 
 /** Result of {@link OnceTaskManager.create}. */
 export interface CreateResult {
   id: string;
-  /** False when a task with this ID already existed (its data is kept). */
+  /** True when a new task was written (`outcome === 'created'`). */
   created: boolean;
+  /** What happened; see {@link CreateOutcome}. */
+  outcome: CreateOutcome;
 }
 
 /** Options of {@link OnceTaskManager.createMany}. */
 export interface CreateManyOptions {
   /** Not before this time, for every task. Default: now. */
   waitUntil?: Date;
+  /** Labels of every task, merged over the definition's `labels(data)` (see {@link CreateOptions.labels}). */
+  labels?: Record<string, string>;
+  /** Priority of every task, 0-1000; wins over the definition's `priority(data)`. */
+  priority?: number;
 }
 
 /** Result of {@link OnceTaskManager.createMany}. */
 export interface CreateManyResult {
   /** IDs in input order. */
   ids: string[];
-  /** How many were new. */
+  /** How many were new (outcome `created`, replacements of finished tasks included). */
   created: number;
+  /** How many were no-ops of a `throttle` kind (created within its window). Always 0 for other kinds. */
+  throttled: number;
+  /** How many moved a pending task of a `debounce` kind. Always 0 for other kinds. */
+  debounced: number;
+}
+
+/** Options of {@link OnceTaskManager.waitFor}. */
+export interface WaitForOptions {
+  /** Give up after this many ms with a `WaitTimeoutError` (positive). Default: no limit. */
+  timeoutMs?: number;
+  /** Stop waiting when this signal aborts; the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 /** Options of {@link OnceTaskManager.stop}. */

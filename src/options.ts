@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { InvalidOptionsError } from './errors.js';
 import { assertKnownOptions, optionNames } from './known-options.js';
 import type { GroupHandlerOptions, HandlerOptions } from './handlers.js';
-import type { CreateManyOptions, CreateOptions, OnceTaskManagerOptions, StopOptions } from './manager-options.js';
+import type { CreateManyOptions, CreateOptions, OnceTaskManagerOptions, StopOptions, WaitForOptions } from './manager-options.js';
 import type { TaskHooks } from './worker/hooks.js';
 import { MAX_SHARDS } from './store/shards.js';
 import { assertRetryPolicy, exponentialBackoff } from './retry.js';
@@ -64,6 +64,7 @@ const handlerOptionsSchema = z.object({
   concurrency: z.number().int().min(1).max(1000).optional(),
   timeoutMs: positiveMs.optional(),
   maxBatchSize: z.number().int().min(1).max(500).optional(),
+  cooldownMs: z.number().finite().min(0).optional(),
 });
 
 /** Default `onCancel` retry policy: 5 attempts, backoff capped at 10 minutes. */
@@ -80,7 +81,7 @@ export function parseOptions<T extends z.ZodType>(schema: T, value: unknown, whe
   throw new InvalidOptionsError(`${where}: ${path === '' ? 'options' : `option "${path}"`}: ${issue?.message ?? 'invalid'}`);
 }
 
-const HANDLER_OPTIONS = optionNames<HandlerOptions>()(['retry', 'cancelRetry', 'onCancel', 'leaseMs', 'concurrency', 'timeoutMs']);
+const HANDLER_OPTIONS = optionNames<HandlerOptions>()(['retry', 'cancelRetry', 'onCancel', 'leaseMs', 'concurrency', 'timeoutMs', 'cooldownMs']);
 const GROUP_HANDLER_OPTIONS = optionNames<GroupHandlerOptions>()([...HANDLER_OPTIONS as HandlerOptionName[], 'maxBatchSize']);
 type HandlerOptionName = keyof HandlerOptions;
 
@@ -99,6 +100,7 @@ export function resolveHandlerOptions(value: unknown, where: string, grouped = t
     concurrency: options.concurrency ?? 1,
     timeoutMs: options.timeoutMs,
     maxBatchSize: options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE,
+    cooldownMs: options.cooldownMs ?? 0,
   };
 }
 
@@ -126,7 +128,8 @@ export function checkHooks(hooks: unknown): TaskHooks {
   }
   return hooks as TaskHooks;
 }
-export const CREATE_OPTIONS = optionNames<CreateOptions>()(['waitUntil', 'transaction', 'batch', 'recurrence']);
-export const CREATE_MANY_OPTIONS = optionNames<CreateManyOptions>()(['waitUntil']);
+export const CREATE_OPTIONS = optionNames<CreateOptions>()(['waitUntil', 'transaction', 'batch', 'recurrence', 'labels', 'priority']);
+export const CREATE_MANY_OPTIONS = optionNames<CreateManyOptions>()(['waitUntil', 'labels', 'priority']);
+export const WAIT_FOR_OPTIONS = optionNames<WaitForOptions>()(['timeoutMs', 'signal']);
 export const STOP_OPTIONS = optionNames<StopOptions>()(['graceMs']);
 export const LIMIT_OPTIONS = optionNames<{ limit?: number }>()(['limit']);

@@ -24,14 +24,14 @@ export function assertPriority(value: unknown, where: string): asserts value is 
 
 /**
  * Where a task due at `dueAt` with `priority` sits in the queue, written at wall time `now`:
- * its `waitUntil` (the queue position) and `notBefore` (the due time, when the position is
- * ahead of it and it is not due yet; null otherwise — a task already due may sit anywhere
- * ahead, it could start at once anyway).
+ * its `waitUntil` (the queue position) and `notBefore` (the due time, whenever the position is
+ * ahead of it: claims skip the task until then; null for priority 0).
  */
 export function queuePosition(dueAt: Date, priority: number, now: number): { waitUntil: Date; notBefore: Date | null } {
   if (priority === 0) return { waitUntil: dueAt, notBefore: null };
-  const waitUntil = new Date(dueAt.getTime() - priority * PRIORITY_STEP_MS);
-  return { waitUntil, notBefore: dueAt.getTime() > now ? dueAt : null };
+  // (`now` is not needed for the rule; kept so callers state when the position was computed.)
+  void now;
+  return { waitUntil: new Date(dueAt.getTime() - priority * PRIORITY_STEP_MS), notBefore: dueAt };
 }
 
 /** Whether a task may start at `now`: its due time (not only its queue position) has come. */

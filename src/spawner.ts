@@ -2,7 +2,7 @@ import { MalformedTaskError, toError } from './errors.js';
 import type { OnceTaskLogger } from './logger.js';
 import { planSpawn, type SpawnPlan } from './recurrence.js';
 import type { ConditionalWrite, TaskFields, TaskStore, VersionedTask } from './store/task-store.js';
-import { newTaskFields } from './task-document.js';
+import { GENERATOR_MARKER, newTaskFields, OPEN_STATUSES } from './task-document.js';
 
 /**
  * Spawning of recurring tasks. A due generator creates the occurrence task(s) of its due
@@ -15,6 +15,12 @@ import { newTaskFields } from './task-document.js';
 export function occurrenceId(generatorId: string, slot: Date): string {
   return `${generatorId}_occ_${slot.toISOString()}`;
 }
+
+/**
+ * Where a paused generator waits in the queue: beyond any real slot, so no worker finds it due
+ * (its real due time is kept in `paused.dueAt`). A valid Firestore Timestamp.
+ */
+export const PAUSED_UNTIL = new Date('9999-01-01T00:00:00.000Z');
 
 export class Spawner {
   constructor(
@@ -33,10 +39,16 @@ export class Spawner {
   async spawn(candidate: VersionedTask): Promise<'moved' | 'conflict'> {
     const { task, docId, updateTime } = candidate;
     const now = new Date(this.clock());
+    if (task.paused !== null) {
+      // Paused (and made due by hand, e.g. retryNow): spawn nothing, park it again.
+      const parked = await this.store.updateIfUnchanged(docId, { waitUntil: PAUSED_UNTIL, notBefore: null, [GENERATOR_MARKER]: true, updatedAt: now }, updateTime);
+      return parked.ok ? 'moved' : 'conflict';
+    }
     let plan: SpawnPlan;
     try {
       if (!task.recurrence || !task.series) throw new Error('generator without a schedule');
-      plan = planSpawn(task.recurrence, task.series, now, task.waitUntil);
+      // The due time: a generator's queue position is its slot, unless an older write shifted it.
+      plan = planSpawn(task.recurrence, task.series, now, task.notBefore ?? task.waitUntil);
     } catch (err) {
       // A stored schedule that cannot be read: fail the generator instead of retrying forever.
       const error = new MalformedTaskError(docId, `recurrence: ${toError(err).message}`);
@@ -48,11 +60,21 @@ export class Spawner {
       );
       return written.ok ? 'moved' : 'conflict';
     }
-    const generator: TaskFields = plan.next
-      ? { waitUntil: plan.next.at, series: plan.next.cursor, updatedAt: now }
-      : this.ended('succeeded', now);
+    let slots = plan.spawn;
+    if (slots.length > 0 && task.recurrence.overlap === 'skip' && task.lastSpawn !== null && (await this.isOpen(task.lastSpawn.occurrenceId))) {
+      // The previous occurrence is still open: skip the slot(s), but move past them.
+      this.log.debug({ taskId: task.id, open: task.lastSpawn.occurrenceId, skipped: slots.map((s) => s.toISOString()) }, 'oncetask: generator skipped a slot (overlap "skip")');
+      slots = [];
+    }
+    const generator: TaskFields = {
+      ...(plan.next ? { waitUntil: plan.next.at, notBefore: null, series: plan.next.cursor, updatedAt: now } : this.ended('succeeded', now)),
+      [GENERATOR_MARKER]: true,
+    };
     // One document per slot instant, never two creates of one document in a commit.
-    const occurrences = [...new Map(plan.spawn.map((slot) => [slot.getTime(), { id: occurrenceId(task.id, slot), slot }])).values()];
+    const occurrences = [...new Map(slots.map((slot) => [slot.getTime(), { id: occurrenceId(task.id, slot), slot }])).values()];
+    const newest = occurrences[occurrences.length - 1];
+    // The generator remembers its newest occurrence in the same commit (overlap checks, listSchedules).
+    if (newest) generator.lastSpawn = { slot: newest.slot, at: now, occurrenceId: newest.id };
     let skip = new Set<string>();
     for (let round = 0; round < 2; round++) {
       const writes: ConditionalWrite[] = [
@@ -71,6 +93,9 @@ export class Spawner {
               resourceKey: task.resourceKey,
               waitUntil: o.slot,
               occurrence: { generatorId: task.id, slot: o.slot },
+              priority: task.priority,
+              labels: task.labels,
+              now,
             }),
           })),
       ];
@@ -84,6 +109,12 @@ export class Spawner {
       skip = await this.store.existing(occurrences.map((o) => o.id));
     }
     return 'conflict';
+  }
+
+  /** Whether a task is open (pending, running, cancelling): one read. Absent or malformed: not open. */
+  private async isOpen(id: string): Promise<boolean> {
+    const [found] = await this.store.getMany([id]);
+    return found !== null && found !== undefined && found.ok && OPEN_STATUSES.includes(found.task.status);
   }
 
   private ended(status: 'succeeded' | 'failed', now: Date): TaskFields {

@@ -38,6 +38,10 @@ export interface TaskDefinitionInput<S extends z.ZodType> {
    * `delayMs` from now and replaces its payload (`outcome: 'debounced'`), but never past
    * `maxDelayMs` after the first of those creates. A new task is due `delayMs` after its create.
    * While the task runs, creates of its ID are no-ops (`outcome: 'exists'`). Not with `throttle`.
+   * Also `'exists'`: a pending task that has started before (a retry waiting) or is cancelling.
+   * A create of an ID whose task has finished (succeeded, failed, cancelled) replaces it by a new
+   * task (`outcome: 'created'`). Only the payload moves with a debounce; the resource key,
+   * labels and priority stay those of the task's first create.
    */
   debounce?: { delayMs: number; maxDelayMs?: number };
 }

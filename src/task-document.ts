@@ -168,10 +168,20 @@ export const storedTaskSchema = z.object({
       tzid: z.string(),
       exdates: z.array(z.string()),
       catchUp: z.enum(['latest', 'all', 'none']),
+      /** What the schedule was given as (for display); absent on generators written before cron and every existed. */
+      cron: z.string().nullable().default(null),
+      every: z.union([z.string(), z.number(), z.bigint().transform((v) => Number(v))]).nullable().default(null),
+      overlap: z.enum(['allow', 'skip']).default('allow'),
     })
     .nullable()
     .default(null),
   series: z.object({ wall: z.string(), index: counter }).nullable().default(null),
+  /** A generator's newest spawned occurrence, written by the spawn commit itself (null: none yet, or written before this field existed). */
+  lastSpawn: z.object({ slot: timestamp, at: timestamp, occurrenceId: z.string() }).nullable().default(null),
+  /** A paused generator: when it was paused and the due time of its next slot (its `waitUntil` is parked far ahead meanwhile). */
+  paused: z.object({ at: timestamp, dueAt: timestamp }).nullable().default(null),
+  /** `true` on a generator marked for `listSchedules` (see GENERATOR_MARKER); absent elsewhere, and on generators older than the marker until their next spawn. */
+  generator: z.boolean().nullable().default(null),
   generatorId: z.string().nullable().default(null),
   slot: timestamp.nullable().default(null),
   /** Queue shard (see `shards`); absent on tasks written before shards existed. */
@@ -193,6 +203,11 @@ export const storedTaskSchema = z.object({
   durationMs: counter.nullable().default(null),
   /** Labels (at most 10; see `src/labels.ts`); `labelPairs` holds them as `key=value` for the label query. */
   labels: z.record(z.string(), z.string()).default({}),
+  /**
+   * A `debounce` kind's task: when the first of the creates it absorbed was made (its due time
+   * is never moved past this plus `maxDelayMs`). Null for other kinds.
+   */
+  debounceFirstAt: timestamp.nullable().default(null),
 });
 
 /** A decoded stored task. Timestamps are Dates; `data` is still as stored. */
@@ -242,6 +257,9 @@ export function toTaskInfo<T = unknown>(task: StoredTask): TaskInfo<T> {
   };
 }
 
+/** Field that marks a generator (`true`; absent on other tasks), indexed for `listSchedules`. */
+export const GENERATOR_MARKER = 'generator';
+
 /** What a new task document is made of. */
 export interface NewTask {
   id: string;
@@ -267,7 +285,8 @@ export interface NewTask {
 export function newTaskFields(t: NewTask): Record<string, unknown> {
   const now = t.now ?? new Date();
   const priority = t.priority ?? 0;
-  const position = queuePosition(t.waitUntil, priority, now.getTime());
+  // A generator sits in the queue at its slot: its priority is for its occurrences, which inherit it.
+  const position = t.recurrence ? { waitUntil: t.waitUntil, notBefore: null } : queuePosition(t.waitUntil, priority, now.getTime());
   const fields: Omit<z.input<typeof storedTaskSchema>, 'waitUntil' | 'createdAt' | 'updatedAt'> & Record<string, unknown> = {
     id: t.id,
     kind: t.kind,
@@ -300,6 +319,8 @@ export function newTaskFields(t: NewTask): Record<string, unknown> {
     durationMs: null,
     labels: t.labels ?? {},
     labelPairs: labelPairs(t.labels ?? {}),
+    // Indexed marker of generators, for listSchedules (a spawn adds it to generators written before it existed).
+    ...(t.recurrence ? { [GENERATOR_MARKER]: true } : {}),
   };
   return fields;
 }

@@ -143,8 +143,8 @@ describe('cancel of running tasks', () => {
     expect(t).toMatchObject({ attempts: 1, cancelAttempts: 1 });
   });
 
-  it('ends succeeded when the handler completes despite the cancel', async () => {
-    const m = makeManager(db);
+  it('ends succeeded when the handler completed before the cancel reached it', async () => {
+    const m = makeManager(db, { workerId: 'holder' });
     m.handle(jobTask, async () => {
       await sleep(300);
       return 'finished anyway';
@@ -152,11 +152,29 @@ describe('cancel of running tasks', () => {
     m.start();
     await m.create(jobTask, { n: 1 });
     await statusOf(m, 'job-1', 'running');
-    // Cancel from another manager: no local fast path, the handler ignores its signal anyway.
+    // Cancel from another manager, as if its post to the holder's inbox had been lost: the holder
+    // learns of it only from its outcome write, after the handler completed.
     const other = makeManager(db, { env: m.env });
+    (other as unknown as { admin: { local: { postCancel: () => void } } }).admin.local.postCancel = () => undefined;
     expect(await other.cancel('job-1')).toBe(1);
     const t = await statusOf(m, 'job-1', 'succeeded');
     expect(t).toMatchObject({ result: 'finished anyway', cancelRequested: true, cancelAttempts: 0 });
+  });
+
+  it('a handler that ignores the aborted signal of a cancel and returns is recorded cancelled (onCancel runs)', async () => {
+    const m = makeManager(db);
+    const cleaned: string[] = [];
+    m.handle(jobTask, async () => {
+      await sleep(1500);
+      return 'finished anyway';
+    }, { onCancel: (task) => void cleaned.push(task.id) });
+    m.start();
+    await m.create(jobTask, { n: 1 });
+    await statusOf(m, 'job-1', 'running');
+    const other = makeManager(db, { env: m.env });
+    expect(await other.cancel('job-1')).toBe(1);
+    await statusOf(m, 'job-1', 'cancelled');
+    expect(cleaned).toEqual(['job-1']);
   });
 });
 

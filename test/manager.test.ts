@@ -30,8 +30,8 @@ const profileTask = defineTask({
 describe('create', () => {
   it('is idempotent: the same ID again returns created false and keeps the original data', async () => {
     const m = makeManager(db);
-    expect(await m.create(jobTask, { n: 1, sleepMs: 5 })).toEqual({ id: 'job-1', created: true });
-    expect(await m.create(jobTask, { n: 1, sleepMs: 999 })).toEqual({ id: 'job-1', created: false });
+    expect(await m.create(jobTask, { n: 1, sleepMs: 5 })).toEqual({ id: 'job-1', created: true, outcome: 'created' });
+    expect(await m.create(jobTask, { n: 1, sleepMs: 999 })).toEqual({ id: 'job-1', created: false, outcome: 'exists' });
     expect((await m.get('job-1'))!.data).toEqual({ n: 1, sleepMs: 5 });
     expect(await rawDocs(m.env, 'job-1')).toHaveLength(1);
   });
@@ -93,7 +93,7 @@ describe('create', () => {
       tx.set(account, { welcomed: true });
       return result;
     });
-    expect(first).toEqual({ id: 'job-1', created: true });
+    expect(first).toEqual({ id: 'job-1', created: true, outcome: 'created' });
     expect((await account.get()).data()).toEqual({ welcomed: true });
     expect(await m.get('job-1')).not.toBeNull();
 
@@ -113,7 +113,7 @@ describe('create', () => {
     const m = makeManager(db);
     const batch = db.batch();
     const marker = db.collection('accounts-test').doc(`${m.env}-batch`);
-    expect(await m.create(jobTask, { n: 3 }, { batch })).toEqual({ id: 'job-3', created: true });
+    expect(await m.create(jobTask, { n: 3 }, { batch })).toEqual({ id: 'job-3', created: true, outcome: 'created' });
     batch.set(marker, { ok: 1 });
     expect(await m.get('job-3')).toBeNull(); // not before commit
     await batch.commit();
@@ -127,7 +127,7 @@ describe('createMany', () => {
     const m = makeManager(db);
     await m.create(jobTask, { n: 2 });
     const result = await m.createMany(jobTask, [{ n: 1 }, { n: 2 }, { n: 3 }, { n: 3 }]);
-    expect(result).toEqual({ ids: ['job-1', 'job-2', 'job-3', 'job-3'], created: 2 });
+    expect(result).toEqual({ ids: ['job-1', 'job-2', 'job-3', 'job-3'], created: 2, throttled: 0, debounced: 0 });
     expect(await rawDocs(m.env)).toHaveLength(3);
   });
 

@@ -14,7 +14,7 @@ import { jobTask, makeManager } from './support.js';
  */
 
 interface IndexFile {
-  indexes: { collectionGroup: string; queryScope: string; fields: { fieldPath: string; order?: string }[] }[];
+  indexes: { collectionGroup: string; queryScope: string; fields: { fieldPath: string; order?: string; arrayConfig?: string }[] }[];
   fieldOverrides: { collectionGroup: string; fieldPath: string; ttl?: boolean; indexes: unknown[] }[];
 }
 const indexFile = JSON.parse(readFileSync('firestore.indexes.json', 'utf8')) as IndexFile;
@@ -37,7 +37,8 @@ function missingIndex(shape: QueryShape, file: IndexFile = indexFile): string | 
   const exempt = new Set(file.fieldOverrides.filter((o) => o.collectionGroup === COLLECTION && o.indexes.length === 0).map((o) => o.fieldPath));
   const composite = file.indexes.filter((index) => index.collectionGroup === COLLECTION && index.queryScope === 'COLLECTION');
   const inComposite = new Set(composite.flatMap((index) => index.fields.map((f) => f.fieldPath)));
-  for (const field of [...shape.equals, ...(shape.range ? [shape.range] : []), ...shape.orderBy.map((o) => o.field)]) {
+  const arrays = shape.arrayContains === undefined ? [] : [shape.arrayContains];
+  for (const field of [...shape.equals, ...arrays, ...(shape.range ? [shape.range] : []), ...shape.orderBy.map((o) => o.field)]) {
     if (exempt.has(field) && !inComposite.has(field)) return `field ${field} is exempted from indexing`;
   }
   if (shape.range !== undefined && shape.orderBy[0]?.field !== shape.range) return `range field ${shape.range} must be ordered first`;
@@ -48,19 +49,24 @@ function missingIndex(shape: QueryShape, file: IndexFile = indexFile): string | 
   // Equality filters with only ascending __name__ order are served by merging single-field indexes.
   if (order.length === 1 && order[0]!.field === '__name__' && order[0]!.direction === 'asc') order.pop();
   // Equality-only queries are served by merging single-field indexes; so is one ordered field alone.
-  const singleFieldsOk = [...shape.equals, ...order.map((o) => o.field)].every((f) => !exempt.has(f));
-  if (singleFieldsOk && (order.length === 0 || (shape.equals.length === 0 && order.length === 1))) return null;
+  // (An array-contains field has an automatic single-field CONTAINS index, which merges the same way.)
+  const singleFieldsOk = [...shape.equals, ...arrays, ...order.map((o) => o.field)].every((f) => !exempt.has(f));
+  if (singleFieldsOk && (order.length === 0 || (shape.equals.length + arrays.length === 0 && order.length === 1))) return null;
   const found = composite.some((index) => {
     const fields = index.fields.filter((f) => f.fieldPath !== '__name__');
-    if (fields.length !== shape.equals.length + order.length) return false;
-    const prefix = new Set(fields.slice(0, shape.equals.length).map((f) => f.fieldPath));
-    if (!shape.equals.every((f) => prefix.has(f))) return false;
+    const prefixLength = shape.equals.length + arrays.length;
+    if (fields.length !== prefixLength + order.length) return false;
+    // The prefix: the equality fields (ordered, any direction) and the array-contains field (CONTAINS), in any order.
+    const prefix = fields.slice(0, prefixLength);
+    const ordered = new Set(prefix.filter((f) => f.order !== undefined && f.arrayConfig === undefined).map((f) => f.fieldPath));
+    const contains = new Set(prefix.filter((f) => f.arrayConfig === 'CONTAINS' && f.order === undefined).map((f) => f.fieldPath));
+    if (!shape.equals.every((f) => ordered.has(f)) || !arrays.every((f) => contains.has(f))) return false;
     return order.every((o, i) => {
-      const f = fields[shape.equals.length + i]!;
+      const f = fields[prefixLength + i]!;
       return f.fieldPath === o.field && f.order === direction(o.direction);
     });
   });
-  return found ? null : `no composite index (${[...shape.equals, ...order.map((o) => `${o.field} ${o.direction}`)].join(', ')})`;
+  return found ? null : `no composite index (${[...shape.equals, ...arrays.map((f) => `${f} array-contains`), ...order.map((o) => `${o.field} ${o.direction}`)].join(', ')})`;
 }
 
 describe('firestore.indexes.json', () => {
@@ -86,6 +92,9 @@ describe('firestore.indexes.json', () => {
     expect(missingIndex({ equals: ['env', 'resourceKey'], orderBy: [{ field: 'waitUntil', direction: 'asc' }] })).toMatch(/no composite index/);
     expect(missingIndex({ equals: ['env'], orderBy: [{ field: 'data', direction: 'asc' }] })).toMatch(/exempted/);
     expect(missingIndex({ equals: ['env', 'kind', 'status'], range: 'createdAt', orderBy: [{ field: 'waitUntil', direction: 'asc' }] })).toMatch(/ordered first/);
+    // array-contains needs a CONTAINS index field: an ordered one of the same path does not serve it.
+    expect(missingIndex({ equals: ['env', 'kind'], arrayContains: 'labelPairs', orderBy: [{ field: 'createdAt', direction: 'desc' }] })).toMatch(/no composite index \(env, kind, labelPairs array-contains/);
+    expect(missingIndex({ equals: ['env', 'labelPairs'], orderBy: [{ field: 'createdAt', direction: 'desc' }] })).toMatch(/no composite index/);
   });
 
   it('declares expireAt as the TTL field of the task collection', () => {
@@ -112,7 +121,7 @@ describe.each([1, 4])('queries the library issues at run time with %i shard(s)',
     m.handle(jobTask, () => 'ok');
     m.start();
     await waitFor(async () => (await m.countPending(jobTask)) === 0);
-    for (const filter of [{}, { kind: jobTask }, { status: 'succeeded' as const }, { kind: 'other', status: 'pending' as const }]) {
+    for (const filter of [{}, { kind: jobTask }, { status: 'succeeded' as const }, { kind: 'other', status: 'pending' as const }, { labels: { tenant: 'acme' } }]) {
       await m.list({ limit: 1, ...filter });
     }
     const keyed = defineTask({ kind: 'keyed', schema: z.object({ n: z.number() }), id: (d) => `k${d.n}`, resourceKey: () => 'acct' });

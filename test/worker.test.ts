@@ -312,10 +312,10 @@ describe('an unreachable backend', () => {
       locks: { readLocks: async () => new Map() },
     };
     const worker = new KindWorker(
-      { store: store as never, protocol: {} as never, logger, listen: false, listenerRoleMs: 0, pollIntervalMs: 60_000, sweepIntervalMs: 60_000, retentionMs: 1000, clock: Date.now, maxClockSkewMs: 0, hooks: new HookRunner({}, 1000, logger), telemetry: new Telemetry('stub', 'link') },
+      { store: store as never, protocol: {} as never, logger, listen: false, listenerRoleMs: 0, pollIntervalMs: 60_000, sweepIntervalMs: 60_000, retentionMs: 1000, clock: Date.now, maxClockSkewMs: 0, hooks: new HookRunner({}, 1000, logger), telemetry: new Telemetry('stub', 'link'), control: { ready: true, pausedUntil: () => null, subscribe: () => () => undefined } as never },
       jobTask,
       { mode: 'single', handler: () => undefined, onCancel: undefined },
-      { retry: noRetry(), cancelRetry: noRetry(), leaseMs: 1000, concurrency: 1, timeoutMs: undefined, maxBatchSize: 1 },
+      { retry: noRetry(), cancelRetry: noRetry(), leaseMs: 1000, concurrency: 1, timeoutMs: undefined, maxBatchSize: 1, cooldownMs: 0 },
     );
     worker.start();
     await sleep(5300);

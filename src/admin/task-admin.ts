@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import { queuePosition } from '../priority.js';
 import { EnvironmentMismatchError, InvalidOptionsError, InvalidStateError, TaskNotFoundError } from '../errors.js';
 import type { TaskFields, TaskStore } from '../store/task-store.js';
 import { isTaskDefinition, type TaskDefinition } from '../task-definition.js';
@@ -23,6 +24,8 @@ export interface LocalWorkers {
   cancelLocal(kind: string, docId: string): void;
   /** A pending task can end cancelled at once when this process runs its kind without onCancel. */
   endsCancelledAtOnce(kind: string): boolean;
+  /** Tells the process holding a running task (by its worker ID) that its cancellation was requested. */
+  postCancel(workerId: string, docId: string): void;
 }
 
 export class TaskAdmin {
@@ -35,11 +38,11 @@ export class TaskAdmin {
   ) {}
 
   /** Fields that make a task new again: pending, due now, no attempts, errors, result or lease. */
-  private freshFields(): TaskFields {
+  private freshFields(task: StoredTask): TaskFields {
     const now = new Date(this.clock());
     return {
       status: 'pending',
-      waitUntil: now,
+      ...queuePosition(now, task.priority, now.getTime()),
       attempts: 0,
       cancelAttempts: 0,
       cancelRequested: false,
@@ -49,6 +52,9 @@ export class TaskAdmin {
       doneAt: null,
       expireAt: null,
       lease: null,
+      progress: null,
+      startedAt: null,
+      durationMs: null,
       updatedAt: now,
     };
   }
@@ -72,7 +78,7 @@ export class TaskAdmin {
     for (const [i, id] of unique.entries()) if (found[i] === null) await this.assertNotElsewhere(id);
     let count = 0;
     for (const id of unique) {
-      const r = await this.store.mutate(id, (task) => (TERMINAL_STATUSES.includes(task.status) ? this.freshFields() : null));
+      const r = await this.store.mutate(id, (task) => (TERMINAL_STATUSES.includes(task.status) ? this.freshFields(task) : null));
       if (r.outcome === 'updated') {
         count++;
         this.local.wake(r.task.kind);
@@ -84,8 +90,8 @@ export class TaskAdmin {
   /** Makes a pending task due now, or resets a failed one. */
   async retryNow(id: string): Promise<void> {
     const r = await this.store.mutate(id, (task) => {
-      if (task.status === 'pending') return { waitUntil: new Date(this.clock()), updatedAt: new Date(this.clock()) };
-      if (task.status === 'failed') return this.freshFields();
+      if (task.status === 'pending') return { ...queuePosition(new Date(this.clock()), task.priority, this.clock()), updatedAt: new Date(this.clock()) };
+      if (task.status === 'failed') return this.freshFields(task);
       throw new InvalidStateError(`retryNow: task "${id}" is ${task.status}; only pending or failed tasks can be retried`);
     });
     if (r.outcome === 'missing') await this.missing(id);
@@ -114,7 +120,10 @@ export class TaskAdmin {
     const r = await this.store.mutate(id, (task) => this.cancelFields(task, this.local.endsCancelledAtOnce(task.kind)));
     if (r.outcome === 'missing') return this.missing(id);
     if (r.outcome !== 'updated') return 0;
-    if (r.task.status === 'running') this.local.cancelLocal(r.task.kind, this.store.docId(id));
+    if (r.task.status === 'running') {
+      this.local.cancelLocal(r.task.kind, this.store.docId(id));
+      if (r.task.lease) this.local.postCancel(r.task.lease.workerId, this.store.docId(id));
+    }
     else this.local.wake(r.task.kind); // a cancelled pending task is due for onCancel now
     return 1;
   }
@@ -159,7 +168,7 @@ export class TaskAdmin {
     if (endsAtOnce) {
       return { status: 'cancelled', cancelRequested: true, lease: null, doneAt: now, expireAt: new Date(now.getTime() + this.retentionMs), updatedAt: now };
     }
-    return { status: 'cancelling', cancelRequested: true, waitUntil: now, updatedAt: now };
+    return { status: 'cancelling', cancelRequested: true, ...queuePosition(now, task.priority, now.getTime()), updatedAt: now };
   }
 }
 

@@ -4,6 +4,7 @@ import type { OnceTaskLogger } from '../logger.js';
 import type { TaskStore } from '../store/task-store.js';
 import { assertValidId, kindOf, type TaskDefinition } from '../task-definition.js';
 import { TASK_STATUSES, toTaskInfo, type TaskInfo, type TaskStatus } from '../task-document.js';
+import { checkLabels } from '../labels.js';
 
 /** Reading tasks for the public API: by ID, listing with a cursor, by key, by generator. */
 
@@ -17,6 +18,16 @@ export interface ListOptions {
   limit: number;
   /** `nextCursor` of the previous page. */
   cursor?: string;
+  /**
+   * Only tasks with all of these labels (`key → value`, as given at create). The first label is
+   * the one Firestore queries (over one composite index); further labels, `kind` and `status`
+   * are checked by the library while it pages, so put the most selective label first. Cost:
+   * with one label and no kind or status, `limit + 1` reads; otherwise at most 10 pages of
+   * max(limit + 1, 100) documents (at most 1000 each), i.e. up to 10 × that many reads. When
+   * those run out first, the page holds fewer than `limit` tasks (perhaps none) and
+   * `nextCursor` continues the scan.
+   */
+  labels?: Record<string, string>;
 }
 
 /** One page of {@link OnceTaskManager.list}, newest first. */
@@ -40,7 +51,7 @@ export interface QueueDepth {
   oldestDueAt: Date | null;
 }
 
-const LIST_OPTIONS = optionNames<ListOptions>()(['kind', 'status', 'limit', 'cursor']);
+const LIST_OPTIONS = optionNames<ListOptions>()(['kind', 'status', 'limit', 'cursor', 'labels']);
 
 export class TaskReads {
   constructor(
@@ -92,7 +103,7 @@ export class TaskReads {
     });
   }
 
-  /** Lists tasks newest first, optionally by kind and status, a page at a time. */
+  /** Lists tasks newest first, optionally by kind, status and labels, a page at a time. */
   async list(options: ListOptions): Promise<ListPage> {
     assertKnownOptions(options, LIST_OPTIONS, 'list');
     const { limit, status, cursor } = options ?? ({} as ListOptions);
@@ -102,6 +113,18 @@ export class TaskReads {
     }
     const kind = options.kind === undefined ? undefined : kindOf(options.kind, 'list: option "kind"');
     const after = cursor === undefined ? undefined : decodeCursor(cursor);
+    if (options.labels !== undefined) {
+      const labels = Object.entries(checkLabels(options.labels, 'list: option "labels"'));
+      if (labels.length === 0) throw new InvalidOptionsError('list: option "labels" must name at least one label');
+      const page = await this.store.listing.listByLabels({ labels, kind, status, limit, after });
+      const tasks: TaskInfo[] = [];
+      const malformed: ListPage['malformed'] = [];
+      for (const item of page.items) {
+        if (item.decoded.ok) tasks.push(toTaskInfo(item.decoded.task));
+        else malformed.push({ docId: item.docId, reason: item.decoded.reason });
+      }
+      return { tasks, nextCursor: page.next === null ? null : encodeCursor(page.next.createdAt, page.next.docId), malformed };
+    }
     const page = await this.store.listing.list({ kind, status, limit, after });
     const tasks: TaskInfo[] = [];
     const malformed: ListPage['malformed'] = [];

@@ -49,7 +49,7 @@ function shippedIndexes(sharded: boolean): IndexConfig {
   throw new Error(`cannot find the shipped ${file}`);
 }
 
-const fieldsKey = (fields: { fieldPath: string; order?: string }[]) => fields.map((f) => `${f.fieldPath} ${f.order ?? ''}`.trim()).join(', ');
+const fieldsKey = (fields: { fieldPath: string; order?: string; arrayConfig?: string }[]) => fields.map((f) => `${f.fieldPath} ${f.order ?? f.arrayConfig ?? ''}`.trim()).join(', ');
 
 /** Compares the deployed index configuration with the shipped one. */
 export function checkIndexes(input: DoctorInput): Finding[] {

@@ -48,6 +48,12 @@ const status = (value: string): TaskStatus => {
   if (!TASK_STATUSES.includes(value as TaskStatus)) throw new UsageError(`status must be one of ${TASK_STATUSES.join(', ')}`);
   return value as TaskStatus;
 };
+/** Collects repeated `--label key=value` options into one object (a key given twice: the last wins). */
+const collectLabel = (value: string, previous: Record<string, string> = {}): Record<string, string> => {
+  const eq = value.indexOf('=');
+  if (eq <= 0 || eq === value.length - 1) throw new UsageError(`--label takes key=value (got ${JSON.stringify(value)})`);
+  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+};
 const positiveInt = (value: string): number => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`not a positive integer: ${value}`);
@@ -86,17 +92,21 @@ export function buildProgram(): Command {
     .option('--kind <kind>', 'only this kind')
     .addOption(new Option('--status <status>', 'only this status').choices([...TASK_STATUSES]))
     .option('--key <resourceKey>', 'only this resource key (needs --kind)')
+    .option('--label <key=value>', 'only tasks with this label; repeat for more (all must match; the first is the indexed one)', collectLabel)
     .option('--limit <n>', 'page size', positiveInt, 20)
     .option('--cursor <cursor>', 'next page (the cursor a previous page printed)')
     .action(
-      withManager(program, async (m, options, cmd: { kind?: string; status?: string; key?: string; limit: number; cursor?: string }) => {
+      withManager(program, async (m, options, cmd: { kind?: string; status?: string; key?: string; label?: Record<string, string>; limit: number; cursor?: string }) => {
+        const labels = cmd.label;
         if (cmd.key !== undefined) {
           if (cmd.kind === undefined) throw new UsageError('--key needs --kind');
-          const tasks = (await m.listByResourceKey(kindByName(cmd.kind), cmd.key, { limit: cmd.limit })).filter((t) => cmd.status === undefined || t.status === cmd.status);
+          const tasks = (await m.listByResourceKey(kindByName(cmd.kind), cmd.key, { limit: cmd.limit }))
+            .filter((t) => cmd.status === undefined || t.status === cmd.status)
+            .filter((t) => labels === undefined || Object.entries(labels).every(([k, v]) => t.labels[k] === v));
           print(options, { tasks }, () => tasks.map(line).join('\n') || '(none)');
           return;
         }
-        const page = await m.list({ limit: cmd.limit, ...(cmd.kind ? { kind: cmd.kind } : {}), ...(cmd.status ? { status: status(cmd.status) } : {}), ...(cmd.cursor ? { cursor: cmd.cursor } : {}) });
+        const page = await m.list({ limit: cmd.limit, ...(cmd.kind ? { kind: cmd.kind } : {}), ...(cmd.status ? { status: status(cmd.status) } : {}), ...(labels ? { labels } : {}), ...(cmd.cursor ? { cursor: cmd.cursor } : {}) });
         print(options, page, () => [page.tasks.map(line).join('\n') || '(none)', page.nextCursor ? `next page: --cursor ${page.nextCursor}` : ''].filter(Boolean).join('\n'));
       }),
     );
@@ -190,17 +200,53 @@ export function buildProgram(): Command {
 
   program
     .command('schedules')
-    .description('recurring generators: rule, time zone, next slot')
-    .option('--limit <n>', 'most generators to show', positiveInt, 100)
+    .description('recurring generators by next slot: rule (or cron / every), time zone, next slot, last spawn, paused')
+    .option('--kind <kind>', 'only this kind')
+    .option('--limit <n>', 'most generators to show (1-1000)', positiveInt, 100)
     .action(
-      withManager(program, async (m, options, cmd: { limit: number }) => {
-        const generators: TaskInfo[] = [];
-        for await (const page of pages(m, { status: 'pending', limit: 1000 })) {
-          generators.push(...page.tasks.filter((t) => t.recurrence !== null));
-          if (generators.length >= cmd.limit) break;
-        }
-        const shown = generators.slice(0, cmd.limit).map((g) => ({ id: g.id, kind: g.kind, rrule: g.recurrence!.rrule, tzid: g.recurrence!.tzid, catchUp: g.recurrence!.catchUp, nextSlot: g.waitUntil }));
-        print(options, { schedules: shown }, () => shown.map((g) => `${g.id}  ${g.kind}  ${g.rrule}  ${g.tzid}  next ${g.nextSlot.toISOString()}`).join('\n') || '(none)');
+      withManager(program, async (m, options, cmd: { kind?: string; limit: number }) => {
+        if (cmd.limit > 1000) throw new UsageError('--limit is at most 1000');
+        const schedules = await m.listSchedules({ limit: cmd.limit, ...(cmd.kind ? { kind: cmd.kind } : {}) });
+        const shown = schedules.map(({ rule, ...s }) => ({ id: s.id, kind: s.kind, status: s.status, rrule: rule, cron: s.cron, every: s.every, tzid: s.tzid, catchUp: s.catchUp, overlap: s.overlap, nextSlot: s.nextSlot, lastSpawn: s.lastSpawn, paused: s.paused }));
+        print(options, { schedules: shown }, () =>
+          shown
+            .map((g) => {
+              const rule = g.cron !== null ? `cron ${g.cron}` : g.every !== null ? `every ${g.every}` : g.rrule;
+              const state = g.paused ? '  paused' : g.status === 'pending' ? '' : `  ${g.status}`;
+              return `${g.id}  ${g.kind}  ${rule}  ${g.tzid}  next ${g.nextSlot?.toISOString() ?? '-'}${g.lastSpawn ? `  last ${g.lastSpawn.slot.toISOString()}` : ''}${state}`;
+            })
+            .join('\n') || '(none)',
+        );
+      }),
+    );
+
+  program
+    .command('schedule-pause <id>')
+    .description('pause a recurring generator: it spawns nothing until schedule-resume')
+    .action(
+      withManager(program, async (m, options, id: string) => {
+        const paused = await m.pauseSchedule(id);
+        print(options, { paused }, () => (paused ? `paused ${id}` : `${id} was paused already`));
+      }),
+    );
+
+  program
+    .command('schedule-resume <id>')
+    .description('resume a paused generator at its slot (its catchUp decides about the slots it missed)')
+    .action(
+      withManager(program, async (m, options, id: string) => {
+        const resumed = await m.resumeSchedule(id);
+        print(options, { resumed }, () => (resumed ? `resumed ${id}` : `${id} was not paused`));
+      }),
+    );
+
+  program
+    .command('schedule-run <id>')
+    .description('spawn one extra occurrence of a generator now (the generator does not move)')
+    .action(
+      withManager(program, async (m, options, id: string) => {
+        const run = await m.runScheduleNow(id);
+        print(options, run, () => `created ${run.id}`);
       }),
     );
 

@@ -33,6 +33,12 @@ export interface HeldTask {
   settled: boolean;
   /** Set once cancellation was requested while we held it. */
   cancelRequested: boolean;
+  /** Wall time (ms) of the claim: the attempt's `startedAt`. */
+  readonly startedAt: number;
+  /** The last `ctx.setProgress` report (already encoded), and whether it still has to be written. */
+  progress: { value: unknown; dirty: boolean } | null;
+  /** Set when its failed attempt was written as a retry due then (strict order blocks the key until). */
+  retryAt: Date | null;
 }
 
 /** The key lock held by a lease. */
@@ -42,6 +48,8 @@ export interface HeldLock {
   queue: Promise<unknown>;
   /** Set once the lock was released (with the outcome, or after it). */
   released: boolean;
+  /** What the release wrote besides freeing it (cooldown, strict-order block), for the worker's lock cache. */
+  releasedAs: { cooldownUntil: Date | null; cooldownMs: number; blockedBy: { docId: string; until: Date } | null } | null;
 }
 
 /** A claim: one token over one or more tasks and, for a resource key, its lock. */

@@ -4,8 +4,10 @@ import { leaseSafetyMarginMs, type Clock } from '../clock.js';
 import { BackendTimeoutError, LeaseExpiredError, LeaseLostError, type OnceTaskError } from '../errors.js';
 import { monotonicNow } from '../store/calls.js';
 import type { ConditionalWrite, TaskFields, TaskStore, VersionedLock, VersionedTask } from '../store/task-store.js';
+
 import { appendError, type TaskErrorRecord } from '../task-document.js';
 import type { ClaimMode, FailureOutcome, HeldTask, Lease } from './lease.js';
+import { queuePosition } from '../priority.js';
 
 /**
  * The claim and lease protocol. A claim is a conditional write (`lastUpdateTime` precondition;
@@ -46,6 +48,14 @@ function leaseOf(data: DocumentData): { token?: unknown; expiresAt?: { toMillis?
   return typeof lease === 'object' && lease !== null ? (lease as { token?: unknown; expiresAt?: { toMillis?: () => number } }) : null;
 }
 
+/** What a kind asks of its resource keys beyond one task at a time. */
+export interface KeyPolicy {
+  /** After a task of a key finishes, the key's next task starts no sooner than this (ms). */
+  cooldownMs: number;
+  /** A failed attempt that will be retried blocks its key until that task ends. */
+  strictOrder: boolean;
+}
+
 export class LeaseProtocol {
   constructor(
     private readonly store: TaskStore,
@@ -54,6 +64,8 @@ export class LeaseProtocol {
     /** How long terminal tasks (and idle key locks) are kept; 0 deletes a task in its outcome commit. */
     private readonly retention: Retention,
     private readonly clock: Clock,
+    /** The kind's resource-key rules: cooldown after each task, strict order. */
+    private readonly keyPolicy: KeyPolicy = { cooldownMs: 0, strictOrder: false },
   ) {}
 
   private now(): Date {
@@ -67,14 +79,14 @@ export class LeaseProtocol {
    */
   async claim(
     candidates: readonly VersionedTask[],
-    options: { leaseMs: number; mode: ClaimMode; lock?: VersionedLock & { kind: string; resourceKey: string } },
+    options: { leaseMs: number; mode: ClaimMode; lock?: VersionedLock & { kind: string; resourceKey: string }; clearBlock?: boolean },
   ): Promise<Lease | null> {
     const sentAt = monotonicNow();
     const now = this.now();
     const expiresAt = new Date(now.getTime() + options.leaseMs);
     const token = randomUUID();
     const leaseField = { token, workerId: this.workerId, expiresAt };
-    const held: Omit<HeldTask, 'updateTime' | 'queue' | 'lost' | 'cancelRequested' | 'settled'>[] = [];
+    const held: Omit<HeldTask, 'updateTime' | 'queue' | 'lost' | 'cancelRequested' | 'settled' | 'progress' | 'retryAt'>[] = [];
     const writes: ConditionalWrite[] = [];
     for (const { docId, task, updateTime } of candidates) {
       let errors: readonly TaskErrorRecord[] = task.errors;
@@ -90,13 +102,17 @@ export class LeaseProtocol {
         status: options.mode === 'run' ? 'running' : 'cancelling',
         [options.mode === 'run' ? 'attempts' : 'cancelAttempts']: attempt,
         waitUntil: expiresAt,
+        notBefore: null,
         lease: leaseField,
         errors,
         errorCount,
+        // A new attempt: its own start, and no progress reported yet.
+        startedAt: now,
+        progress: null,
         updatedAt: now,
       };
       writes.push({ target: 'task', docId, fields, precondition: updateTime });
-      held.push({ docId, taskId: task.id, task, mode: options.mode, attempt, errors, errorCount });
+      held.push({ docId, taskId: task.id, task, mode: options.mode, attempt, errors, errorCount, startedAt: now.getTime() });
     }
     const { lock } = options;
     if (lock) {
@@ -104,9 +120,15 @@ export class LeaseProtocol {
         target: 'lock',
         docId: lock.docId,
         precondition: lock.updateTime ?? 'absent',
-        fields: lock.updateTime
-          ? { holder: leaseField, updatedAt: now, expireAt: null }
-          : { env: this.store.env, kind: lock.kind, resourceKey: lock.resourceKey, holder: leaseField, updatedAt: now, expireAt: null },
+        fields: {
+          ...(lock.updateTime ? {} : { env: this.store.env, kind: lock.kind, resourceKey: lock.resourceKey }),
+          holder: leaseField,
+          updatedAt: now,
+          expireAt: null,
+          cooldownMs: this.keyPolicy.cooldownMs,
+          // A block whose task has ended (deleted, or cancelled by an admin) is lifted by the next claim.
+          ...(options.clearBlock ? { blockedBy: null } : {}),
+        },
       });
     }
     const deadline = sentAt + options.leaseMs - leaseSafetyMarginMs(options.leaseMs);
@@ -125,8 +147,8 @@ export class LeaseProtocol {
       deadline,
       ended: false,
       onCancelRequested: null,
-      tasks: held.map((h, i) => ({ ...h, updateTime: versions[i]!, queue: Promise.resolve(), lost: null, settled: false, cancelRequested: h.task.cancelRequested })),
-      lock: lock ? { docId: lock.docId, updateTime: versions[held.length]!, queue: Promise.resolve(), released: false } : null,
+      tasks: held.map((h, i) => ({ ...h, updateTime: versions[i]!, queue: Promise.resolve(), lost: null, settled: false, cancelRequested: h.task.cancelRequested, progress: null, retryAt: null })),
+      lock: lock ? { docId: lock.docId, updateTime: versions[held.length]!, queue: Promise.resolve(), released: false, releasedAs: null } : null,
     };
   }
 
@@ -181,8 +203,10 @@ export class LeaseProtocol {
       const l = leaseOf(data);
       return l?.token === lease.token && l.expiresAt?.toMillis?.() === expiresAt.getTime();
     };
+    // Progress reported since the last write rides along (no write of its own).
+    const reported = live.map((t) => (t.progress?.dirty ? t.progress : null));
     const results = await Promise.allSettled([
-      ...live.map((t) => this.writeTask(lease, t, { waitUntil: expiresAt, lease: leaseField, updatedAt: now }, 'renew', wroteExpiry)),
+      ...live.map((t, i) => this.writeTask(lease, t, { waitUntil: expiresAt, lease: leaseField, updatedAt: now, ...(reported[i] ? { progress: reported[i]!.value } : {}) }, 'renew', wroteExpiry)),
       ...(lock ? [this.writeLock(lease, { holder: leaseField, updatedAt: now }, 'renew', wroteExpiry)] : []),
     ]);
     const lockResult = lock ? results[results.length - 1] : undefined;
@@ -193,6 +217,9 @@ export class LeaseProtocol {
     // this renewal did not happen, and the deadline must not move.
     const failure = results.find((r, i): r is PromiseRejectedResult => r.status === 'rejected' && !(i < live.length && live[i]!.lost));
     if (failure) throw failure.reason;
+    reported.forEach((p, i) => {
+      if (p && live[i]!.progress === p) p.dirty = false; // (unless a newer report replaced it meanwhile)
+    });
     if (lease.ended) return;
     lease.expiresAt = expiresAt;
     lease.deadline = Math.max(lease.deadline, sentAt + leaseMs - leaseSafetyMarginMs(leaseMs));
@@ -207,8 +234,31 @@ export class LeaseProtocol {
   async fail(lease: Lease, held: HeldTask, err: Error, outcome: FailureOutcome): Promise<void> {
     const now = this.now();
     const failure = { errors: appendError(held.errors, errorRecord(err, held.attempt, now)), errorCount: held.errorCount + 1 };
-    if ('final' in outcome) await this.writeOutcome(lease, held, this.terminalFields('failed', now, failure));
-    else await this.writeOutcome(lease, held, { status: 'pending', waitUntil: outcome.retryAt, lease: null, updatedAt: now, ...failure });
+    if ('final' in outcome) {
+      await this.writeOutcome(lease, held, this.terminalFields('failed', now, failure));
+      return;
+    }
+    held.retryAt = outcome.retryAt;
+    // Strict order: the retry keeps its place at the front of its key's queue (so no later task of
+    // the key goes first), and waits for its time in `notBefore`; the key lock records the block.
+    const position =
+      this.keyPolicy.strictOrder && lease.lock
+        ? { waitUntil: held.task.waitUntil, notBefore: outcome.retryAt }
+        : queuePosition(outcome.retryAt, held.task.priority, now.getTime());
+    await this.writeOutcome(lease, held, { status: 'pending', ...position, lease: null, updatedAt: now, ...failure });
+  }
+
+  /**
+   * Writes a held task's reported progress now (`ctx.setProgress(v, { flush: true })`), fenced
+   * like every write of the attempt; a report already written by a renewal is not sent again.
+   */
+  async writeProgress(lease: Lease, held: HeldTask): Promise<void> {
+    const report = held.progress;
+    if (!report?.dirty || held.settled) return;
+    const now = this.now();
+    const wrote = (data: DocumentData): boolean => leaseOf(data)?.token === lease.token && (data.updatedAt as { toMillis?: () => number } | undefined)?.toMillis?.() === now.getTime();
+    await this.writeTask(lease, held, { progress: report.value, updatedAt: now }, 'renew', wrote);
+    if (held.progress === report) report.dirty = false;
   }
 
   /** Ends a held task as `cancelled`, recording `err` (a last failed `onCancel`) if given. */
@@ -225,14 +275,15 @@ export class LeaseProtocol {
   async toCancelling(lease: Lease, held: HeldTask, at: Date, err?: Error): Promise<void> {
     const now = this.now();
     const failure = err ? { errors: appendError(held.errors, errorRecord(err, held.attempt, now)), errorCount: held.errorCount + 1 } : {};
-    await this.writeOutcome(lease, held, { status: 'cancelling', waitUntil: at, lease: null, updatedAt: now, ...failure });
+    await this.writeOutcome(lease, held, { status: 'cancelling', ...queuePosition(at, held.task.priority, now.getTime()), lease: null, updatedAt: now, ...failure });
   }
 
   /** Hands a task back, due now, without counting the attempt (its handler never ran or was stopped for shutdown). */
   async release(lease: Lease, held: HeldTask): Promise<void> {
     const now = this.now();
     const counter = held.mode === 'run' ? { status: 'pending', attempts: held.attempt - 1 } : { status: 'cancelling', cancelAttempts: held.attempt - 1 };
-    await this.writeOutcome(lease, held, { ...counter, waitUntil: now, lease: null, updatedAt: now });
+    // Not an attempt: no duration recorded, and the previous attempt's timing is not restored.
+    await this.writeOutcome(lease, held, { ...counter, ...queuePosition(now, held.task.priority, now.getTime()), lease: null, updatedAt: now }, false);
   }
 
   /** Frees the key lock (if still ours and the lease still live; otherwise it simply expires). */
@@ -246,9 +297,22 @@ export class LeaseProtocol {
     }
   }
 
+  /**
+   * The release of a key lock: nobody holds it; with a cooldown, the key's next task waits until
+   * `cooldownUntil`; under strict order, a task of this lease that will be retried blocks the key
+   * (the first, in queue order). Remembered on the held lock, so the worker's lock cache knows it.
+   */
   private lockReleaseFields(lease: Lease): TaskFields {
     const now = this.now();
-    return { holder: null, releasedToken: lease.token, updatedAt: now, expireAt: new Date(now.getTime() + (this.retention.retentionMs || LOCK_RETENTION_MS)) };
+    const { cooldownMs, strictOrder } = this.keyPolicy;
+    const retrying = strictOrder ? lease.tasks.find((t) => t.retryAt !== null) : undefined;
+    const blockedBy = retrying ? { docId: retrying.docId, until: retrying.retryAt! } : null;
+    const cooldownUntil = cooldownMs > 0 ? new Date(now.getTime() + cooldownMs) : null;
+    // Kept past its cooldown, and while it blocks its key, whatever the retention.
+    const keepMs = Math.max(this.retention.retentionMs || LOCK_RETENTION_MS, cooldownMs);
+    const fields = { holder: null, releasedToken: lease.token, updatedAt: now, expireAt: blockedBy ? null : new Date(now.getTime() + keepMs), cooldownUntil, cooldownMs, blockedBy };
+    if (lease.lock) lease.lock.releasedAs = { cooldownUntil, cooldownMs, blockedBy };
+    return fields;
   }
 
   /**
@@ -257,10 +321,13 @@ export class LeaseProtocol {
    * go in one atomic commit; if either document changed since our last write, it falls back to
    * the fenced write, and the lock is released after.
    */
-  private async writeOutcome(lease: Lease, held: HeldTask, outcome: TaskFields | null): Promise<void> {
+  private async writeOutcome(lease: Lease, held: HeldTask, outcome: TaskFields | null, attemptEnded = true): Promise<void> {
     held.settled = true;
+    // The attempt's duration and its last progress report go with the outcome (no write of their own).
+    const timing = attemptEnded ? { durationMs: Math.max(0, this.clock() - held.startedAt) } : {};
+    const progress = held.progress?.dirty ? { progress: held.progress.value } : {};
     // A deleted task needs no witness of its own: its absence is one (see ConditionalWriter).
-    const fields = outcome === null ? null : { ...outcome, settledToken: lease.token };
+    const fields = outcome === null ? null : { ...outcome, ...timing, ...progress, settledToken: lease.token };
     const settledByUs = (data: DocumentData): boolean => data.settledToken === lease.token;
     const { lock } = lease;
     if (lock && !lock.released && lease.tasks.length === 1 && !held.lost && !lease.ended) {

@@ -22,6 +22,15 @@ export const keyLockSchema = z.object({
   updatedAt: timestamp,
   /** TTL field: an idle lock may be deleted after the retention period. */
   expireAt: timestamp.nullable(),
+  /** Cooldown (`cooldownMs`): the key's next task starts no sooner than this (set by the release). */
+  cooldownUntil: timestamp.nullable().default(null),
+  /** The kind's `cooldownMs`, written with each claim: a holder that dies cools down from its lease's expiry. */
+  cooldownMs: z.number().nonnegative().default(0),
+  /**
+   * Strict order (`strictOrder`): the task whose failed attempt blocks the key until it succeeds
+   * or fails for good (its document ID), and when its retry comes due.
+   */
+  blockedBy: z.object({ docId: z.string(), until: timestamp }).nullable().default(null),
 });
 
 /** A decoded key lock. */
@@ -30,4 +39,20 @@ export type KeyLock = z.output<typeof keyLockSchema>;
 /** Whether nobody holds the lock at `now` (released, or the holder's lease ran out). */
 export function isLockFree(lock: KeyLock | null, now: number): boolean {
   return lock === null || lock.holder === null || lock.holder.expiresAt.getTime() <= now;
+}
+
+/**
+ * When a key's next task may start, for a claimer at `now` whose clock-skew allowance is
+ * `skewMs`: null if now. A holder's lease counts as expired `skewMs` after its stored expiry;
+ * a cooldown runs from the release, or — the holder died — from that expiry.
+ */
+export function keyBusyUntil(lock: KeyLock | null, now: number, skewMs: number): number | null {
+  if (lock === null) return null;
+  let until: number;
+  if (lock.holder === null) until = lock.cooldownUntil?.getTime() ?? 0;
+  else {
+    const expired = lock.holder.expiresAt.getTime() + skewMs;
+    until = expired > now ? expired : expired + lock.cooldownMs;
+  }
+  return until > now ? until : null;
 }

@@ -26,8 +26,8 @@ export class QueryBuilder {
   ) {}
 
   /**
-   * A query of a declared shape. `values` gives the equality values (an array becomes `in`),
-   * `upTo` the upper bound of the range field, `shard` the shards it covers (ignored on an
+   * A query of a declared shape. `values` gives the equality values (an array becomes `in`)
+   * and the `arrayContains` field's value, `upTo` the upper bound of the range field, `shard` the shards it covers (ignored on an
    * unsharded queue; required there for sharded shapes, so no query forgets it).
    */
   build(shape: QueryShapeName, values: Record<string, unknown>, options: { upTo?: unknown; shard?: ShardFilter } = {}): Query {
@@ -43,6 +43,7 @@ export class QueryBuilder {
       const value = values[field];
       q = Array.isArray(value) ? q.where(field, 'in', value) : q.where(field, '==', value);
     }
+    if (spec.arrayContains !== undefined) q = q.where(spec.arrayContains, 'array-contains', values[spec.arrayContains]);
     if (spec.range !== undefined) q = q.where(spec.range, '<=', options.upTo);
     for (const clause of spec.orderBy) q = q.orderBy(clause.field, clause.direction);
     queryObserver?.(shape, sharded);

@@ -16,6 +16,11 @@ export interface OrderClause {
 export interface QueryShape {
   /** Fields compared with `==` or `in` (order does not matter for indexing). */
   equals: readonly string[];
+  /**
+   * An array field compared with `array-contains` (one value). Its index field is
+   * `{ fieldPath, arrayConfig: 'CONTAINS' }`, among the equality fields of the composite index.
+   */
+  arrayContains?: string;
   /** A field compared with `<=` (Firestore requires it to be the first order-by field). */
   range?: string;
   /** Order-by clauses, in order (a trailing `__name__` rides on the previous field's index). */
@@ -66,6 +71,15 @@ export const QUERY_SHAPES = {
   listByKind: { equals: ['env', 'kind'], orderBy: byCreated },
   listByStatus: { equals: ['env', 'status'], orderBy: byCreated },
   listByKindAndStatus: { equals: ['env', 'kind', 'status'], orderBy: byCreated },
+  /**
+   * Listing by a label, newest first: `labelPairs` array-contains one `key=value` pair. Further
+   * labels, kind and status are filtered in the client (one composite index for every label).
+   */
+  listByLabel: { equals: ['env'], arrayContains: 'labelPairs', orderBy: byCreated },
+  /** Recurring generators (marked `generator: true` at create or by their next spawn), by queue position (next slot). */
+  schedules: { equals: ['env', 'generator'], orderBy: [{ field: 'waitUntil', direction: 'asc' }] },
+  /** One kind's recurring generators, by queue position (next slot). */
+  schedulesByKind: { equals: ['env', 'kind', 'generator'], orderBy: [{ field: 'waitUntil', direction: 'asc' }] },
 } as const satisfies Record<string, QueryShape>;
 
 /** Name of a declared query shape. */

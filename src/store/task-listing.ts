@@ -1,5 +1,5 @@
 import type { DocumentSnapshot, Query, QuerySnapshot } from '@google-cloud/firestore';
-import type { DecodeResult, TaskStatus } from '../task-document.js';
+import type { DecodeResult, StoredTask, TaskStatus } from '../task-document.js';
 import type { QueryShapeName } from './query-shapes.js';
 import type { QueryBuilder } from './query-builder.js';
 import type { Shards } from './shards.js';
@@ -28,6 +28,17 @@ export interface ListingAccess {
 
 /** Page size of {@link TaskListing.reshard}. */
 const RESHARD_PAGE = 500;
+
+/** Most pages {@link TaskListing.listByLabels} reads in one call. */
+export const LABEL_SCAN_PAGES = 10;
+/** Smallest page {@link TaskListing.listByLabels} reads when it filters in the client. */
+const LABEL_SCAN_MIN_PAGE = 100;
+
+/** A listing position: after this document, newest first. */
+export interface ListPosition {
+  createdAt: Date;
+  docId: string;
+}
 
 export class TaskListing {
   constructor(private readonly store: ListingAccess) {}
@@ -85,6 +96,21 @@ export class TaskListing {
     return { checked, moved };
   }
 
+  /**
+   * Recurring generators (of one kind, or of every kind with `kind` null) by queue position:
+   * those marked `generator: true` (at create, or by their first spawn since the marker exists).
+   * One read per generator returned (at least one).
+   */
+  async listSchedules(kind: string | null, limit: number): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[] }> {
+    const { env } = this.store;
+    const q =
+      kind === null
+        ? this.store.queries.build('schedules', { env, generator: true }, { shard: this.store.shards.all() })
+        : this.store.queries.build('schedulesByKind', { env, kind, generator: true }, { shard: this.store.shards.all() });
+    const snap = await this.store.run(q.limit(limit), 'schedules');
+    return this.store.split(snap.docs);
+  }
+
   /** Environments other than ours that hold a task with this ID (to explain a refusal). */
   async otherEnvironmentsOf(id: string): Promise<string[]> {
     const snap = await this.store.run(this.store.queries.build('byIdInAnyEnv', { id }).limit(10), 'find id');
@@ -111,6 +137,57 @@ export class TaskListing {
     const { count } = (await this.store.call(q.count().get(), what)).data();
     this.store.ops.query(Math.ceil(count / 1000));
     return count;
+  }
+
+  /**
+   * One page of tasks that carry every label of `labels` (and, if given, are of `kind` and in
+   * `status`), newest first, after `after`. The first label is the one queried (the
+   * `listByLabel` shape: `labelPairs` array-contains it, one composite index for every label);
+   * the other labels, kind and status are checked here while paging. So a call reads at most
+   * {@link LABEL_SCAN_PAGES} pages: of `limit + 1` documents when the first label is the only
+   * filter (then every document read is listed: `limit + 1` reads), else of max(limit + 1, 100)
+   * (at most 1000). When those pages run out before `limit` tasks matched, `next` is where the
+   * scan stopped (the page holds fewer tasks, perhaps none; the caller continues from there);
+   * `next` is null when no document is left. Malformed documents that carry the first label are
+   * returned too (they count towards `limit`).
+   */
+  async listByLabels(filter: {
+    labels: readonly (readonly [string, string])[];
+    kind?: string;
+    status?: TaskStatus;
+    limit: number;
+    after?: ListPosition;
+  }): Promise<{ items: { docId: string; decoded: DecodeResult }[]; next: ListPosition | null }> {
+    const [first, ...rest] = filter.labels;
+    if (first === undefined) throw new Error('internal: listByLabels needs a label');
+    const clientFiltered = rest.length > 0 || filter.kind !== undefined || filter.status !== undefined;
+    const pageSize = clientFiltered ? Math.min(1000, Math.max(filter.limit + 1, LABEL_SCAN_MIN_PAGE)) : filter.limit + 1;
+    const matches = (task: StoredTask): boolean =>
+      (filter.kind === undefined || task.kind === filter.kind) && (filter.status === undefined || task.status === filter.status) && rest.every(([k, v]) => task.labels[k] === v);
+    const items: { docId: string; decoded: DecodeResult }[] = [];
+    let after = filter.after;
+    let lastListed: ListPosition | undefined;
+    for (let page = 0; page < LABEL_SCAN_PAGES; page++) {
+      let q = this.store.queries.build('listByLabel', { env: this.store.env, labelPairs: `${first[0]}=${first[1]}` }, { shard: this.store.shards.all() });
+      if (after) q = q.startAfter(after.createdAt, after.docId);
+      const snap = await this.store.run(q.limit(pageSize), 'list by label');
+      for (const doc of snap.docs) {
+        const decoded = this.store.decode(doc.data());
+        const raw = doc.get('createdAt') as { toDate?: () => Date } | undefined;
+        const createdAt = decoded.ok ? decoded.task.createdAt : typeof raw?.toDate === 'function' ? raw.toDate() : null;
+        if (createdAt === null) return { items, next: null }; // (not a Timestamp: no cursor can pass it)
+        const position = { createdAt, docId: doc.id };
+        if (!decoded.ok || matches(decoded.task)) {
+          if (items.length === filter.limit) return { items, next: lastListed ?? null };
+          items.push({ docId: doc.id, decoded });
+          lastListed = position;
+        }
+        after = position;
+      }
+      if (snap.docs.length < pageSize) return { items, next: null };
+    }
+    // The page budget ran out: continue after the last document read.
+    return { items, next: after ?? null };
   }
 
   /** One page of tasks, newest first, after the `(createdAt, docId)` cursor if given. */

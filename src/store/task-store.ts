@@ -13,6 +13,7 @@ import { QueryBuilder } from './query-builder.js';
 import { Shards } from './shards.js';
 import { TaskListing } from './task-listing.js';
 import { watchQueueHead, type HeadCallback } from './head-listener.js';
+import { PolicyCreator, type CreatePolicy, type PolicyOutcome } from './create-policy.js';
 
 /**
  * The one place that talks to Firestore about tasks. Everything else asks the store; nothing
@@ -24,6 +25,7 @@ import { watchQueueHead, type HeadCallback } from './head-listener.js';
 
 export type { TaskFields, ConditionalWriteResult, WriteOptions } from './conditional-writer.js';
 export type { VersionedLock } from './lock-store.js';
+export type { CreatePolicy, PolicyOutcome } from './create-policy.js';
 
 /** A stored task read together with the version it was read at. */
 export interface VersionedTask {
@@ -68,6 +70,9 @@ export class TaskStore {
   readonly locks: LockStore;
   private readonly writer: ConditionalWriter;
   private readonly creator: TaskCreator;
+  private readonly policies: PolicyCreator;
+  /** Document listeners opened by {@link watchTask} and not yet closed. */
+  private openTaskListeners = 0;
   /** Coalesces single-document conditional writes. */
   readonly batcher: WriteBatcher;
   /** Groups atomic multi-document commits issued together. */
@@ -102,6 +107,7 @@ export class TaskStore {
     this.batcher = new WriteBatcher(firestore, this.writer, batching);
     this.commits = new CommitGrouper(this.writer, batching);
     this.creator = new TaskCreator(firestore, (id) => this.ref(this.docId(id)), this.ops, this.writer, callTimeoutMs);
+    this.policies = new PolicyCreator({ ref: (docId) => this.ref(docId), decode: (raw) => this.decode(raw), writer: this.writer });
   }
 
   /**
@@ -164,6 +170,39 @@ export class TaskStore {
   /** Creates many tasks; returns, per item, whether it was new (exact, see {@link TaskCreator.createMany}). */
   createMany(items: readonly { id: string; fields: TaskFields }[]): Promise<boolean[]> {
     return this.creator.createMany(items.map((item) => ({ id: item.id, fields: this.withShard(this.docId(item.id), item.fields) })));
+  }
+
+  /**
+   * Creates a task of a `throttle` or `debounce` kind (see {@link PolicyCreator}): may replace a
+   * finished task of the ID or move a pending one; `now` is the caller's clock. Exact across
+   * processes and when an answer is lost. `head` as in {@link create}, when a task was written anew.
+   */
+  async createWithPolicy(id: string, fields: TaskFields, policy: CreatePolicy, now: Date): Promise<{ outcome: PolicyOutcome; head: VersionedTask | null }> {
+    const docId = this.docId(id);
+    const { outcome, written } = await this.policies.create(docId, id, this.withShard(docId, fields), policy, now);
+    if (written === null) return { outcome, head: null };
+    const decoded = this.decode(written.fields);
+    return { outcome, head: decoded.ok ? { docId, task: decoded.task, updateTime: written.updateTime } : null };
+  }
+
+  /**
+   * {@link createWithPolicy} for many tasks: outcomes in input order. Items of one ID go one
+   * after the other in input order (so the last payload of a debounced ID wins); different IDs
+   * at most 16 at a time.
+   */
+  async createManyWithPolicy(items: readonly { id: string; fields: TaskFields }[], policy: CreatePolicy, now: Date): Promise<PolicyOutcome[]> {
+    const byId = new Map<string, number[]>();
+    items.forEach((item, i) => byId.set(item.id, [...(byId.get(item.id) ?? []), i]));
+    const outcomes: PolicyOutcome[] = new Array(items.length);
+    const limit = pLimit(16);
+    await Promise.all(
+      [...byId.values()].map((indexes) =>
+        limit(async () => {
+          for (const i of indexes) outcomes[i] = (await this.createWithPolicy(items[i]!.id, items[i]!.fields, policy, now)).outcome;
+        }),
+      ),
+    );
+    return outcomes;
   }
 
   // ---- reading --------------------------------------------------------------------------
@@ -253,6 +292,42 @@ export class TaskStore {
    */
   watchHead(kind: string, statuses: readonly TaskStatus[], onHead: HeadCallback, onError: (err: Error) => void): () => void {
     return watchQueueHead(this, kind, statuses, onHead, onError);
+  }
+
+  /**
+   * Listens to one task's document: `onChange` gets it on the first snapshot and on every change
+   * (null while it does not exist), with its version; `onError` if the listener dies (it is then
+   * closed). Returns the unsubscribe function (idempotent). Billed: 1 read for the first
+   * snapshot and 1 per change. {@link liveListeners} counts the listeners open.
+   */
+  watchTask(id: string, onChange: (decoded: DecodeResult | null, docId: string) => void, onError: (err: Error) => void): () => void {
+    const docId = this.docId(id);
+    let open = true;
+    const close = (): void => {
+      if (!open) return;
+      open = false;
+      this.openTaskListeners--;
+      unsubscribe();
+    };
+    const unsubscribe = this.ref(docId).onSnapshot(
+      (snap) => {
+        if (!open) return;
+        this.ops.listener(1);
+        onChange(snap.exists ? this.decode(snap.data()) : null, docId);
+      },
+      (err) => {
+        if (!open) return;
+        close();
+        onError(err);
+      },
+    );
+    this.openTaskListeners++; // (after onSnapshot, which may throw; its callbacks come later)
+    return close;
+  }
+
+  /** How many task-document listeners ({@link watchTask}: `waitFor`, `watch`) are open now. */
+  get liveListeners(): number {
+    return this.openTaskListeners;
   }
 
   /** One resource key's tasks in the given statuses, in queue order. */

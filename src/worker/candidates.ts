@@ -47,6 +47,12 @@ export function pickCandidates(tasks: readonly VersionedTask[], ctx: PickContext
       continue;
     }
     const { task } = candidate;
+    if (task.notBefore !== null && task.notBefore.getTime() > ctx.now) {
+      // Priority put it ahead in the queue, but it is not due yet: look again when it is.
+      busyUntil = busyUntil === null ? task.notBefore.getTime() : Math.min(busyUntil, task.notBefore.getTime());
+      skippedBusy = true;
+      continue;
+    }
     if (task.lease !== null && !ctx.isClaimable(candidate)) {
       // Expired by our clock but maybe not by the holder's: wait out the skew allowance.
       const at = task.lease.expiresAt.getTime() + ctx.maxClockSkewMs;

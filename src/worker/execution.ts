@@ -11,6 +11,8 @@ import { parsePayload, type TaskDefinition } from '../task-definition.js';
 import { fromFirestoreValue, toFirestoreValue } from '../values.js';
 import type { HookRunner, TaskFailureInfo, TaskOutcome } from './hooks.js';
 import type { SettleOperation, Telemetry } from '../telemetry/telemetry.js';
+import { ProgressReporter, type SetProgressOptions } from './progress.js';
+import type { TaskProgress } from '../task-document.js';
 
 /**
  * Runs one claimed lease to its recorded outcome: keeps the lease (renewals and its hard local
@@ -59,6 +61,7 @@ type Item<T> = { held: HeldTask; task: RunningTask<T> };
 export class Execution<S extends z.ZodType> {
   /** Outcomes recorded for each lease's tasks, and the last failure: what its `process` span ends with. */
   private readonly recorded = new WeakMap<Lease, { outcomes: TaskOutcome[]; error?: Error }>();
+  private readonly reporters = new WeakMap<HeldTask, ProgressReporter>();
 
   constructor(private readonly s: ExecutionSettings<z.output<S>>) {}
 
@@ -111,6 +114,19 @@ export class Execution<S extends z.ZodType> {
     }
   }
 
+  /** What a handler (or `beforeRun`, or `onCancel`) receives besides its task. */
+  private context(lease: Lease, item: Item<z.output<S>>, controller: AbortController, log: OnceTaskLogger): TaskContext {
+    const reporter = this.reporter(lease, item.held);
+    return { signal: controller.signal, attempt: item.held.attempt, logger: log, occurrence: item.task.occurrence, setProgress: (value, options) => reporter.report(value, options) };
+  }
+
+  /** The progress reporter of a held task (one per task, so its flush limit holds across calls). */
+  private reporter(lease: Lease, held: HeldTask): ProgressReporter {
+    let reporter = this.reporters.get(held);
+    if (!reporter) this.reporters.set(held, (reporter = new ProgressReporter(lease, held, this.s.protocol)));
+    return reporter;
+  }
+
   /** Parses every held payload; a payload that no longer matches the schema fails its task for good. */
   private async parsePayloads(lease: Lease, log: OnceTaskLogger): Promise<Item<z.output<S>>[]> {
     const runnable: Item<z.output<S>>[] = [];
@@ -145,7 +161,7 @@ export class Execution<S extends z.ZodType> {
 
   private async runSingle(lease: Lease, item: Item<z.output<S>>, controller: AbortController, keeper: LeaseKeeper, log: OnceTaskLogger): Promise<void> {
     const handler = this.s.spec.handler as (task: RunningTask<z.output<S>>, ctx: TaskContext) => unknown;
-    const ctx: TaskContext = { signal: controller.signal, attempt: item.held.attempt, logger: log, occurrence: item.task.occurrence };
+    const ctx = this.context(lease, item, controller, log);
     const { hooks } = this.s;
     // beforeRun runs as part of the attempt: its throw is the attempt's failure, and the
     // attempt's signal and timeout cover it.
@@ -167,6 +183,10 @@ export class Execution<S extends z.ZodType> {
       resourceKey: items[0]!.task.resourceKey,
       logger: log,
       isCancelled: (taskId: string) => byId.get(taskId)?.cancelRequested ?? false,
+      setProgress: (taskId: string, value: TaskProgress, options?: SetProgressOptions) => {
+        const held = byId.get(taskId);
+        return held ? this.reporter(lease, held).report(value, options) : Promise.reject(new InvalidOptionsError(`setProgress: task "${taskId}" is not in this group`));
+      },
     };
     const outcome = await this.invoke(() => handler(items.map((i) => i.task), ctx), controller, lease, keeper, log);
     if (outcome === null) return;
@@ -200,7 +220,7 @@ export class Execution<S extends z.ZodType> {
     if (!hooks.hasBeforeRun) return items;
     const passed: Item<z.output<S>>[] = [];
     for (const item of items) {
-      const ctx: TaskContext = { signal: controller.signal, attempt: item.held.attempt, logger: log, occurrence: item.task.occurrence };
+      const ctx = this.context(lease, item, controller, log);
       try {
         await hooks.beforeRun(item.task, ctx);
         passed.push(item);
@@ -220,7 +240,7 @@ export class Execution<S extends z.ZodType> {
       this.report(lease, item.task, 'cancelled');
       return;
     }
-    const ctx: TaskContext = { signal: controller.signal, attempt: held.attempt, logger: log, occurrence: item.task.occurrence };
+    const ctx = this.context(lease, item, controller, log);
     const outcome = await this.invoke(() => onCancel(item.task, ctx), controller, lease, keeper, log);
     if (outcome === null) return;
     keeper.stopRenewing();

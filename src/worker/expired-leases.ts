@@ -3,6 +3,7 @@ import type { ResolvedHandlerOptions } from '../handlers.js';
 import type { ClaimMode } from '../lease/lease.js';
 import type { OnceTaskLogger } from '../logger.js';
 import { decideRetry } from '../retry.js';
+import { isDue } from '../priority.js';
 import type { TaskStatus } from '../task-document.js';
 import type { VersionedTask } from '../store/task-store.js';
 import type { WorkerSettings } from './kind-worker.js';
@@ -34,7 +35,7 @@ export class ExpiredLeases {
     const now = this.settings.clock();
     const ready: VersionedTask[] = [];
     for (const t of tasks) {
-      if (t.task.waitUntil.getTime() > now || t.task.cancelRequested || t.task.recurrence !== null) continue;
+      if (!isDue(t.task, now) || t.task.cancelRequested || t.task.recurrence !== null) continue;
       if (!this.isClaimable(t, now)) continue;
       if (await this.mayRetry(t, 'run')) ready.push(t);
     }

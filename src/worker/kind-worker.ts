@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import { ShutdownError } from '../errors.js';
 import { Execution } from './execution.js';
 import type { HandlerSpec, ResolvedHandlerOptions } from '../handlers.js';
-import { isLockFree } from '../store/key-lock.js';
+import { keyBusyUntil } from '../store/key-lock.js';
 import type { ClaimMode, HeldTask, Lease } from '../lease/lease.js';
 import type { LeaseProtocol } from '../lease/protocol.js';
 import type { Clock } from '../clock.js';
@@ -16,8 +16,9 @@ import { watchSlow, within } from './timing.js';
 import { QueueWatcher } from './queue-watcher.js';
 import { ListenerRole } from './listener-role.js';
 import { Spawner } from '../spawner.js';
+import type { ProcessControl } from './process-control.js';
 import type { ClaimCursor, TaskStore, VersionedLock, VersionedTask } from '../store/task-store.js';
-import { CLAIMABLE_STATUSES } from '../task-document.js';
+import { CLAIMABLE_STATUSES, OPEN_STATUSES } from '../task-document.js';
 import type { TaskDefinition } from '../task-definition.js';
 
 /**
@@ -49,6 +50,8 @@ export interface WorkerSettings {
   hooks: HookRunner;
   /** The manager's OpenTelemetry instruments. */
   telemetry: Telemetry;
+  /** The manager's control listeners: pauses (no claims while paused) and posted cancellations. */
+  control: ProcessControl;
 }
 
 interface ActiveRun {
@@ -158,6 +161,27 @@ export class KindWorker<S extends z.ZodType> {
       ? new ListenerRole(settings.store, def.kind, settings.protocol.workerId, settings.clock, settings.maxClockSkewMs, this.log, () => this.wake(),
         () => !this.stopping && this.running.size < this.options.concurrency, settings.listenerRoleMs)
       : null;
+    settings.control.subscribe(() => this.wake());
+  }
+
+  /** Until when this kind is paused (ms; Infinity: until resumed), or null; unknown pauses count as paused. */
+  private pausedUntil(): number | null {
+    const { control, clock } = this.settings;
+    return control.ready ? control.pausedUntil(this.def.kind, clock()) : Infinity;
+  }
+
+  /**
+   * Another process cancelled a task and posted it to this process's inbox: if it runs here,
+   * abort its signal now (after one read confirming the request is for this very attempt).
+   */
+  async cancelPosted(docId: string): Promise<void> {
+    const held = this.heldHere(docId);
+    if (!held || held.cancelRequested) return;
+    const run = [...this.running.values()].find((r) => r.lease.tasks.includes(held));
+    const current = await this.settings.store.readDoc(docId).catch(() => null);
+    if (!run || !current?.decoded.ok) return;
+    const { task } = current.decoded;
+    if (task.cancelRequested && task.lease?.token === run.lease.token) this.cancelLocal(docId);
   }
 
   /** Whether this kind has an `onCancel` handler. */
@@ -265,6 +289,14 @@ export class KindWorker<S extends z.ZodType> {
         continue;
       }
       fullSince = null;
+      const pausedUntil = this.pausedUntil();
+      if (pausedUntil !== null) {
+        // Paused (or the pauses are not known yet): claim nothing, and pay no listener reads for
+        // the queue meanwhile. A change of the pauses wakes the loop; so does the pause's end.
+        this.watcher.stop();
+        await this.sleep(Math.min(sweepIntervalMs, pausedUntil - this.settings.clock()));
+        continue;
+      }
       try {
         const { claimed, conflicts, nextDueAt, blocked, drained, handOversOnly, overflow, queueShort } = await this.watchedRound(free, spread, !listen);
         errorBackoff = MIN_ERROR_BACKOFF_MS;
@@ -341,6 +373,7 @@ export class KindWorker<S extends z.ZodType> {
 
   /** When this kind's next task comes due in the store (a running one: when its lease expires); null if none. */
   nextDueAt(): Promise<Date | null> {
+    if (this.pausedUntil() !== null) return Promise.resolve(null); // nothing is due for a paused kind
     return this.settings.store.nextDueAt(this.def.kind, CLAIMABLE_STATUSES);
   }
 
@@ -370,7 +403,7 @@ export class KindWorker<S extends z.ZodType> {
     let handOversOnly = false;
     let overflow = false;
     const { clock, maxClockSkewMs } = this.settings;
-    for (let page = 0; page < MAX_PAGES_PER_ROUND && claimed < free && !this.stopping; ) {
+    for (let page = 0; page < MAX_PAGES_PER_ROUND && claimed < free && !this.stopping && this.pausedUntil() === null; ) {
       const now = clock();
       const fromBuffer = buffered.length > 0;
       let tasks: VersionedTask[];
@@ -412,14 +445,15 @@ export class KindWorker<S extends z.ZodType> {
         }
         const key = pick.candidate.task.resourceKey;
         const lock = key === null ? undefined : locks.get(key);
-        if (lock && !isLockFree(lock.lock, now - maxClockSkewMs)) {
-          // Busy key: go on with the others; look again when its lease would expire at the latest.
+        // Busy key (held, or cooling down), or blocked by another task's retry under strict
+        // order: go on with the others; look again when it may be free at the latest.
+        const wait = lock ? await this.keyWait(lock, pick.candidate, now) : null;
+        if (wait !== null && wait !== 'lift') {
           skippedBusy = true;
-          const expires = lock.lock!.holder!.expiresAt.getTime() + maxClockSkewMs;
-          busyUntil = busyUntil === null ? expires : Math.min(busyUntil, expires);
+          busyUntil = busyUntil === null ? wait : Math.min(busyUntil, wait);
           continue;
         }
-        attempts.push(this.tryClaim(pick as Pick & { mode: ClaimMode }, lock));
+        attempts.push(this.tryClaim(pick as Pick & { mode: ClaimMode }, lock, wait === 'lift'));
       }
       const results = await Promise.all(
         attempts.map((attempt) =>
@@ -473,8 +507,26 @@ export class KindWorker<S extends z.ZodType> {
     return false;
   }
 
+  /**
+   * Whether a candidate may take its key now: null if so; the time to look again if the key is
+   * held, cooling down, or blocked (strict order) by another task's retry; `'lift'` if it is
+   * blocked by a task that has ended meanwhile (deleted, or cancelled by an admin): the claim
+   * lifts the block. Whether a due blocker is still open costs one read (rare: the blocker sits
+   * ahead of the key's other tasks in the queue, so it is normally the one picked).
+   */
+  private async keyWait(lock: VersionedLock, candidate: VersionedTask, now: number): Promise<number | 'lift' | null> {
+    const busy = keyBusyUntil(lock.lock, now, this.settings.maxClockSkewMs);
+    if (busy !== null) return busy;
+    const block = lock.lock?.blockedBy;
+    if (!block || block.docId === candidate.docId) return null;
+    if (block.until.getTime() > now) return block.until.getTime();
+    const blocker = await this.settings.store.readDoc(block.docId);
+    const open = blocker !== null && blocker.decoded.ok && OPEN_STATUSES.includes(blocker.decoded.task.status);
+    return open ? now + this.settings.pollIntervalMs : 'lift';
+  }
+
   /** Claims a pick (with its key's lock) and starts running it. */
-  private async tryClaim(pick: Pick & { mode: ClaimMode }, lock: VersionedLock | undefined): Promise<'claimed' | 'conflict' | 'skipped'> {
+  private async tryClaim(pick: Pick & { mode: ClaimMode }, lock: VersionedLock | undefined, liftBlock = false): Promise<'claimed' | 'conflict' | 'skipped'> {
     const { protocol } = this.settings;
     const { candidate, mode } = pick;
     if (mode === 'cancel' && (!this.spec.onCancel || candidate.task.recurrence !== null)) {
@@ -493,6 +545,7 @@ export class KindWorker<S extends z.ZodType> {
       leaseMs: this.options.leaseMs,
       mode,
       ...(lock && key !== null ? { lock: { ...lock, kind: this.def.kind, resourceKey: key } } : {}),
+      clearBlock: liftBlock,
     });
     if (!lease) return 'conflict';
     // Claimed while stop() was under way: the execution hands it straight back, never running it.

@@ -240,7 +240,7 @@ export class QueueReader {
     this.lockCache.set(key, {
       docId: lock.docId,
       updateTime: lock.updateTime,
-      lock: { env: this.store.env, kind: this.kind, resourceKey: key, holder: null, updatedAt: now, expireAt: null },
+      lock: { env: this.store.env, kind: this.kind, resourceKey: key, holder: null, updatedAt: now, expireAt: null, cooldownUntil: null, cooldownMs: 0, blockedBy: null, ...lock.releasedAs },
     });
   }
 

@@ -62,9 +62,10 @@ export class QueueWatcher {
     this.backoffMs = MIN_BACKOFF_MS;
     clearTimeout(this.dueTimer);
     if (dueAt === null) return;
-    // A running head comes due when its lease expires, plus the clock-skew allowance.
+    // A running head comes due when its lease expires, plus the clock-skew allowance; a head
+    // that priority put ahead of its due time, at that time.
     const skew = head?.task.lease ? this.maxClockSkewMs : 0;
-    const inMs = dueAt.getTime() + skew - this.clock();
+    const inMs = (head?.task.notBefore ?? dueAt).getTime() + skew - this.clock();
     // Due now: hand the head over, so the worker can claim it without querying first.
     if (inMs <= 0) this.wake(head ?? undefined);
     // setTimeout caps at ~24.8 days; a later head re-arms when the listener fires again.

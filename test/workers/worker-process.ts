@@ -2,7 +2,8 @@
  * A worker process for the multi-process tests: runs `jobTask` or `keyedTask` (KIND) and
  * writes each handler start and end to a ledger collection outside the task documents.
  * Settings come from the env: ONCE_TASK_ENV, KIND, LEDGER (collection), LEASE_MS, GRACE_MS,
- * CONCURRENCY, POLL_MS, ONCE_TASK_COLLECTION, LISTEN (`0` polls), LISTENER_ROLE_MS.
+ * CONCURRENCY, POLL_MS, ONCE_TASK_COLLECTION, LISTEN (`0` polls), LISTENER_ROLE_MS, COOLDOWN_MS
+ * (keyed kind), PROGRESS (`1`: the handler reports `{ pid }` with a flush once it has started).
  */
 import { Firestore } from '@google-cloud/firestore';
 import { OnceTaskManager } from '../../src/index.js';
@@ -40,6 +41,7 @@ manager.handle(
     // One ledger entry per attempt: a retried write cannot make a second one.
     const entry = ledger.doc(`${task.id}#${ctx.attempt}#${process.pid}`);
     await record(entry, { taskId: task.id, key: task.resourceKey, pid: process.pid, attempt: ctx.attempt, start: Date.now() });
+    if (process.env.PROGRESS === '1') await ctx.setProgress({ pid: process.pid }, { flush: true });
     const aborted = await new Promise<boolean>((resolve) => {
       if (ctx.signal.aborted) return resolve(true);
       const timer = setTimeout(() => resolve(false), task.data.sleepMs);
@@ -51,7 +53,7 @@ manager.handle(
     await record(entry, { end: Date.now(), aborted });
     return { pid: process.pid };
   },
-  { leaseMs: Number(process.env.LEASE_MS ?? 600_000), concurrency: Number(process.env.CONCURRENCY ?? 4) },
+  { leaseMs: Number(process.env.LEASE_MS ?? 600_000), concurrency: Number(process.env.CONCURRENCY ?? 4), ...(process.env.COOLDOWN_MS ? { cooldownMs: Number(process.env.COOLDOWN_MS) } : {}) },
 );
 manager.start();
 

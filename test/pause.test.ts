@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { useFirestore, waitFor } from './fixture.js';
+import { jobTask, makeManager, sleep, startWorkerProcess } from './support.js';
+import { keyedTask } from './tasks.js';
+
+const db = useFirestore();
+
+interface LedgerEntry {
+  taskId: string;
+  pid: number;
+  start: number;
+  end?: number;
+}
+const readLedger = async (ledger: string): Promise<LedgerEntry[]> => (await db.collection(ledger).get()).docs.map((d) => d.data() as LedgerEntry);
+
+describe('pause and resume', () => {
+  it('stops every worker process of a kind within about a second, and resume starts them again', async () => {
+    const m = makeManager(db);
+    const ledger = `ledger-${m.env}`;
+    const children = await Promise.all([1, 2].map(() => startWorkerProcess(m.env, ledger, { CONCURRENCY: '2' })));
+    // Both processes are working before the pause.
+    await m.createMany(jobTask, Array.from({ length: 4 }, (_, i) => ({ n: i, sleepMs: 300 })));
+    await waitFor(async () => (await m.countByStatus(jobTask)).succeeded === 4, { timeoutMs: 15_000 });
+    await m.pause({ kind: jobTask });
+    const pausedAt = Date.now();
+    expect(await m.paused()).toEqual([{ kind: 'job', since: expect.any(Date), until: null }]);
+    await sleep(1000);
+    await m.createMany(jobTask, Array.from({ length: 6 }, (_, i) => ({ n: 100 + i })));
+    await sleep(2500);
+    const during = (await readLedger(ledger)).filter((e) => e.start > pausedAt + 1000);
+    expect(during).toEqual([]);
+    expect((await m.countByStatus(jobTask)).pending).toBe(6);
+    await m.resume({ kind: jobTask });
+    await waitFor(async () => (await m.countByStatus(jobTask)).succeeded === 10, { timeoutMs: 15_000, message: 'all ran after resume' });
+    const pids = new Set((await readLedger(ledger)).map((e) => e.pid));
+    expect(pids).toEqual(new Set(children.map((c) => c.pid)));
+    expect(await m.paused()).toEqual([]);
+  });
+
+  it('running tasks finish; a pause with `until` ends by itself then', async () => {
+    const m = makeManager(db);
+    const starts: { id: string; at: number }[] = [];
+    m.handle(jobTask, async (task) => {
+      starts.push({ id: task.id, at: Date.now() });
+      await sleep(task.data.sleepMs);
+    }, { concurrency: 2 });
+    m.start();
+    await m.create(jobTask, { n: 1, sleepMs: 1500 });
+    await waitFor(() => starts.length === 1);
+    const until = new Date(Date.now() + 2000);
+    await m.pause({ until });
+    await m.create(jobTask, { n: 2 });
+    // The running one completes while paused.
+    await waitFor(async () => (await m.get('job-1'))!.status === 'succeeded', { timeoutMs: 5000 });
+    expect(starts.map((s) => s.id)).toEqual(['job-1']);
+    await waitFor(() => starts.length === 2, { timeoutMs: 6000 });
+    expect(starts[1]!.at).toBeGreaterThanOrEqual(until.getTime());
+    expect(starts[1]!.at).toBeLessThan(until.getTime() + 1500);
+  });
+
+  it('a pause of every kind holds all kinds; resuming one kind leaves it paused by the pause of all; resume() lifts every pause', async () => {
+    const m = makeManager(db);
+    const ran: string[] = [];
+    m.handle(jobTask, (task) => void ran.push(task.id));
+    m.handle(keyedTask, (task) => void ran.push(task.id));
+    await m.pause();
+    await m.pause({ kind: 'keyed' });
+    m.start();
+    await m.create(jobTask, { n: 1 });
+    await m.create(keyedTask, { n: 1, key: 'a' });
+    await m.resume({ kind: keyedTask });
+    await sleep(1000);
+    expect(ran).toEqual([]);
+    expect(await m.paused()).toEqual([{ kind: null, since: expect.any(Date), until: null }]);
+    await m.resume();
+    await waitFor(() => ran.length === 2);
+    // drain() of a paused kind ends at once instead of waiting for tasks it may not run.
+    await m.pause({ kind: jobTask });
+    await m.create(jobTask, { n: 2 });
+    await m.stop();
+    const started = Date.now();
+    const result = await m.drain({ maxMs: 10_000 });
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(result).toMatchObject({ ran: 0, emptied: true });
+  });
+
+  it('a worker started while its kind is paused claims nothing', async () => {
+    const admin = makeManager(db);
+    await admin.pause({ kind: jobTask });
+    await admin.create(jobTask, { n: 1 });
+    const worker = makeManager(db, { env: admin.env });
+    const ran: string[] = [];
+    worker.handle(jobTask, (task) => void ran.push(task.id));
+    worker.start();
+    await sleep(1500);
+    expect(ran).toEqual([]);
+    await admin.resume();
+    await waitFor(() => ran.length === 1);
+  });
+});
