@@ -133,8 +133,9 @@ export interface CreateOptions {
   /** Create with this batch (checked for existence now; committed with the caller's writes). */
   batch?: WriteBatch;
   /**
-   * Make this task a generator that spawns one occurrence task per slot of an RFC 5545 rule
-   * (IDs `{id}_occ_{slot in UTC ISO-8601}`), each run by the kind's handler.
+   * Make this task a generator that spawns one occurrence task per slot of a schedule — an RFC
+   * 5545 rule (`rrule`), a cron expression (`cron`) or a fixed interval (`every`) — with IDs
+   * `{id}_occ_{slot in UTC ISO-8601}`, each run by the kind's handler. See also `upsertSchedule`.
    */
   recurrence?: RecurrenceOptions;
   /**

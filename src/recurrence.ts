@@ -81,14 +81,17 @@ export interface StoredRecurrence {
   rrule: string;
   /** Wall time of DTSTART in `tzid`. */
   dtstart: string;
+  /** IANA time zone the rule is read in. */
   tzid: string;
   /** Wall times in `tzid`. */
   exdates: string[];
+  /** What happens to missed slots. */
   catchUp: CatchUp;
   /** The cron expression as given (whitespace normalized), or null. */
   cron: string | null;
   /** The interval as given (`"15m"` or ms), or null. */
   every: string | number | null;
+  /** Whether a slot is spawned while the previous occurrence is open. */
   overlap: Overlap;
 }
 

@@ -83,6 +83,27 @@ describe('the oncetask CLI', () => {
     expect(result.schedules[0]!.nextSlot).toBe('2026-01-01T08:00:00.000Z'); // 09:00 in Paris; a worker spawns it
   });
 
+  it('schedule-pause, schedule-resume and schedule-run steer a generator; schedules shows cron, every and paused', async () => {
+    const m = makeManager(db);
+    await m.upsertSchedule(jobTask, { n: 1 }, { every: '1h' });
+    await m.upsertSchedule(jobTask, { n: 2 }, { cron: '0 9 * * MON-FRI', tzid: 'Europe/Berlin' });
+    expect(json(cli(m.env, 'schedule-pause', 'job-1', '--json'))).toEqual({ paused: true });
+    const listed = json(cli(m.env, 'schedules', '--kind', 'job', '--json')) as { schedules: { id: string; every: string | null; cron: string | null; paused: boolean; nextSlot: string }[] };
+    expect(listed.schedules).toMatchObject([
+      { id: 'job-2', cron: '0 9 * * MON-FRI', every: null, paused: false },
+      { id: 'job-1', every: '1h', cron: null, paused: true },
+    ]);
+    expect(cli(m.env, 'schedules').stdout).toMatch(/^job-2 {2}job {2}cron 0 9 \* \* MON-FRI {2}Europe\/Berlin {2}next \S+\njob-1 {2}job {2}every 1h {2}UTC {2}next \S+ {2}paused$/m);
+    expect(json(cli(m.env, 'schedule-resume', 'job-1', '--json'))).toEqual({ resumed: true });
+    expect(cli(m.env, 'schedule-resume', 'job-1').stdout).toMatch(/job-1 was not paused/);
+    const run = json(cli(m.env, 'schedule-run', 'job-1', '--json')) as { id: string };
+    expect(run.id).toMatch(/^job-1_now_/);
+    expect((await m.get(run.id))!.occurrence!.generatorId).toBe('job-1');
+    const missing = cli(m.env, 'schedule-pause', 'job-9');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/task "job-9" does not exist/);
+  }, 60_000);
+
   it('bad arguments exit 2 with a clear message', () => {
     const env = uniqueEnv();
     expect(cli(env, 'lst').code).toBe(2);

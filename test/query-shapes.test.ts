@@ -132,6 +132,8 @@ describe.each([1, 4])('queries the library issues at run time with %i shard(s)',
     await m.cancelByResourceKey(keyed, 'acct');
     await expect(m.cancel('never-created')).rejects.toThrow(/does not exist/);
     await m.listOccurrences('job-1');
+    await m.listSchedules();
+    await m.listSchedules({ kind: jobTask });
     await m.countByStatus();
     await m.queueDepth(jobTask);
     await m.reshard();

@@ -32,6 +32,7 @@ export interface LastSpawn {
 export interface ScheduleInfo {
   /** The generator's task ID. */
   id: string;
+  /** Its kind, whose workers spawn it and run its occurrences. */
   kind: string;
   /** `pending` while it runs on; `succeeded` once COUNT or UNTIL ended it, `cancelled`, or `failed` (unreadable schedule). */
   status: TaskStatus;
@@ -51,7 +52,9 @@ export interface ScheduleInfo {
   paused: boolean;
   /** When it was paused, or null. */
   pausedAt: Date | null;
+  /** Whether a slot is spawned while the previous occurrence is open (`allow`) or skipped (`skip`). */
   overlap: Overlap;
+  /** What it does about slots missed while no worker ran (or while paused). */
   catchUp: CatchUp;
 }
 

@@ -86,13 +86,15 @@ export class ProcessControl {
 
   private attach(): void {
     const failed = (err: Error): void => this.failed(err);
-    this.unwatch = [
+    this.unwatch.push(
       this.control.watchPauses((pauses) => {
         this.backoffMs = MIN_BACKOFF_MS;
         this.pauses = pauses;
         this.known = true;
         this.notify();
       }, failed),
+    );
+    this.unwatch.push(
       this.control.watchInbox(this.workerId, (cancels) => {
         const now = this.clock();
         for (const [docId, at] of cancels) {
@@ -104,7 +106,7 @@ export class ProcessControl {
           if (now - at.getTime() < 10 * 60_000) this.onCancelPosted(docId);
         }
       }, failed),
-    ];
+    );
   }
 
   private failed(err: Error): void {
@@ -125,7 +127,12 @@ export class ProcessControl {
         },
         () => undefined,
       );
-      this.attach();
+      try {
+        this.attach();
+      } catch (err) {
+        // (A client terminated under a started manager refuses new listeners: keep trying, quietly bounded by the backoff.)
+        this.failed(err as Error);
+      }
     }, this.backoffMs);
     this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs * 2);
   }
