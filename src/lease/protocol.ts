@@ -6,6 +6,7 @@ import { monotonicNow } from '../store/calls.js';
 import type { ConditionalWrite, TaskFields, TaskStore, VersionedLock, VersionedTask } from '../store/task-store.js';
 
 import { appendError, type TaskErrorRecord } from '../task-document.js';
+import { leaseOf, releasedBy, writeLock, writeTask } from './fenced-writes.js';
 import type { ClaimMode, FailureOutcome, HeldTask, Lease } from './lease.js';
 import { queuePosition } from '../priority.js';
 
@@ -14,7 +15,8 @@ import { queuePosition } from '../priority.js';
  * no transaction, no lock) that stamps a fresh random token on the task(s) and, for a resource
  * key, on the key's lock document, all in one atomic commit. Every later write for that claim
  * (renewal, outcome, release) is fenced by the token, so a worker whose lease was taken over
- * can never overwrite the newer attempt; and none is sent after the lease's local deadline.
+ * can never overwrite the newer attempt; and none is sent after the lease's local deadline
+ * (the fencing itself is in fenced-writes.ts).
  *
  * Witnesses (fields that survive later writes) resolve writes whose answer was lost: the lease
  * token for a claim, the written expiry for a renewal, `settledToken` for an outcome, and
@@ -32,20 +34,13 @@ export interface Retention {
 /** Idle key locks are kept this long when tasks are deleted at once (a lock is cheap to keep). */
 const LOCK_RETENTION_MS = 24 * 3600_000;
 
-/** Fence re-checks before a fenced write gives up on a document that keeps changing. */
-const MAX_FENCE_RETRIES = 10;
-
 /** Most characters of a stack trace kept in an error record (20 records stay far below Firestore's 1 MiB document limit). */
 const MAX_STACK_CHARS = 4000;
 
+/** An error as recorded on a task, its message and stack cut to size. */
 function errorRecord(err: Error, attempt: number, at: Date): TaskErrorRecord {
   const code = (err as { code?: unknown }).code;
   return { at, attempt, message: err.message.slice(0, 4000), code: typeof code === 'string' ? code : null, stack: typeof err.stack === 'string' ? err.stack.slice(0, MAX_STACK_CHARS) : null };
-}
-
-function leaseOf(data: DocumentData): { token?: unknown; expiresAt?: { toMillis?: () => number } } | null {
-  const lease = data.lease ?? data.holder;
-  return typeof lease === 'object' && lease !== null ? (lease as { token?: unknown; expiresAt?: { toMillis?: () => number } }) : null;
 }
 
 /** What a kind asks of its resource keys beyond one task at a time. */
@@ -206,8 +201,8 @@ export class LeaseProtocol {
     // Progress reported since the last write rides along (no write of its own).
     const reported = live.map((t) => (t.progress?.dirty ? t.progress : null));
     const results = await Promise.allSettled([
-      ...live.map((t, i) => this.writeTask(lease, t, { waitUntil: expiresAt, lease: leaseField, updatedAt: now, ...(reported[i] ? { progress: reported[i]!.value } : {}) }, 'renew', wroteExpiry)),
-      ...(lock ? [this.writeLock(lease, { holder: leaseField, updatedAt: now }, 'renew', wroteExpiry)] : []),
+      ...live.map((t, i) => writeTask(this.store, lease, t, { waitUntil: expiresAt, lease: leaseField, updatedAt: now, ...(reported[i] ? { progress: reported[i]!.value } : {}) }, 'renew', wroteExpiry)),
+      ...(lock ? [writeLock(this.store, lease, { holder: leaseField, updatedAt: now }, 'renew', wroteExpiry)] : []),
     ]);
     const lockResult = lock ? results[results.length - 1] : undefined;
     if (lockResult?.status === 'rejected') throw lockResult.reason;
@@ -257,7 +252,7 @@ export class LeaseProtocol {
     if (!report?.dirty || held.settled) return;
     const now = this.now();
     const wrote = (data: DocumentData): boolean => leaseOf(data)?.token === lease.token && (data.updatedAt as { toMillis?: () => number } | undefined)?.toMillis?.() === now.getTime();
-    await this.writeTask(lease, held, { progress: report.value, updatedAt: now }, 'renew', wrote);
+    await writeTask(this.store, lease, held, { progress: report.value, updatedAt: now }, 'renew', wrote);
     if (held.progress === report) report.dirty = false;
   }
 
@@ -290,7 +285,7 @@ export class LeaseProtocol {
   async releaseLock(lease: Lease): Promise<void> {
     if (!lease.lock || lease.lock.released || lease.ended) return;
     try {
-      await this.writeLock(lease, this.lockReleaseFields(lease), 'release', releasedBy(lease.token));
+      await writeLock(this.store, lease, this.lockReleaseFields(lease), 'release', releasedBy(lease.token));
       lease.lock.released = true;
     } catch (err) {
       if (!(err instanceof LeaseLostError)) throw err;
@@ -354,7 +349,7 @@ export class LeaseProtocol {
       lock.queue = held.queue;
       if (await both) return;
     }
-    await this.writeTask(lease, held, fields, 'outcome', settledByUs);
+    await writeTask(this.store, lease, held, fields, 'outcome', settledByUs);
   }
 
   /**
@@ -366,91 +361,6 @@ export class LeaseProtocol {
     if (keepMs === 0) return null;
     return { status, lease: null, doneAt: now, expireAt: new Date(now.getTime() + keepMs), updatedAt: now, ...extra };
   }
-
-  /**
-   * A task write fenced by the lease token, serialized with the task's other writes. The update
-   * carries the version of our own last write as precondition; if the document changed since,
-   * the current document decides: still our token means someone touched another field (e.g.
-   * requested cancellation), so retry on the new version; otherwise the lease is lost and the
-   * write refused. A renewal that finds the task settled sends nothing; nothing is sent after
-   * the lease's local deadline.
-   */
-  private writeTask(lease: Lease, held: HeldTask, fields: TaskFields | null, purpose: 'renew' | 'outcome', witness: (data: DocumentData) => boolean): Promise<void> {
-    const run = async (): Promise<void> => {
-      if (held.lost) throw held.lost;
-      if (purpose === 'renew' && held.settled) return;
-      for (let i = 0; i < MAX_FENCE_RETRIES; i++) {
-        if (lease.ended || monotonicNow() >= lease.deadline) throw new LeaseLostError(held.taskId, 'the lease expired locally before this write');
-        const written = await this.store.updateIfUnchanged(held.docId, fields, held.updateTime, { deadline: lease.deadline, witness, what: purpose === 'renew' ? 'lease renewal' : 'outcome' });
-        if (written.ok) {
-          held.updateTime = written.updateTime;
-          return;
-        }
-        const current = written.reason === 'missing' ? null : written.current;
-        const decoded = current ? this.store.decode(current.data) : null;
-        const detail = !current
-          ? 'the task was deleted'
-          : !decoded!.ok
-            ? `the document became malformed (${decoded!.reason})`
-            : decoded!.task.lease?.token !== lease.token
-              ? decoded!.task.lease
-                ? `taken over (worker ${decoded!.task.lease.workerId} holds attempt ${decoded!.task.attempts})`
-                : `taken over (status is now ${decoded!.task.status})`
-              : null;
-        if (detail !== null || !current || !decoded?.ok) {
-          held.lost = new LeaseLostError(held.taskId, detail ?? 'lost');
-          throw held.lost;
-        }
-        held.updateTime = current.updateTime;
-        if (decoded.task.cancelRequested && !held.cancelRequested) {
-          held.cancelRequested = true;
-          lease.onCancelRequested?.(held);
-        }
-      }
-      throw new LeaseLostError(held.taskId, 'the task kept changing');
-    };
-    const next = held.queue.then(run, run);
-    held.queue = next.catch(() => undefined);
-    return next;
-  }
-
-  /** A lock write fenced by the lease token (like {@link writeTask}); nothing after its release. */
-  private writeLock(lease: Lease, fields: TaskFields, purpose: 'renew' | 'release', witness: (data: DocumentData) => boolean): Promise<void> {
-    const lock = lease.lock!;
-    const taskId = lease.tasks[0]?.taskId ?? '?';
-    const run = async (): Promise<void> => {
-      if (lock.released) return;
-      for (let i = 0; i < MAX_FENCE_RETRIES; i++) {
-        if (lease.ended || monotonicNow() >= lease.deadline) throw new LeaseLostError(taskId, 'the lease expired locally before this write');
-        const result = await this.store.commitConditional([{ target: 'lock', docId: lock.docId, fields, precondition: lock.updateTime }], {
-          deadline: lease.deadline,
-          witness,
-          what: purpose === 'renew' ? 'key lock renewal' : 'key lock release',
-        });
-        if (Array.isArray(result)) {
-          lock.updateTime = result[0]!;
-          return;
-        }
-        const holder = result.current ? this.store.locks.decode(result.current.data)?.holder : null;
-        if (!result.current || holder?.token !== lease.token) throw new LeaseLostError(taskId, 'the resource-key lock was taken over');
-        lock.updateTime = result.current.updateTime;
-      }
-      throw new LeaseLostError(taskId, 'the resource-key lock kept changing');
-    };
-    const next = lock.queue.then(run, run);
-    lock.queue = next.catch(() => undefined);
-    return next;
-  }
-}
-
-/**
- * Witness of a key-lock release by the lease `token`: the lock is still as that release left it
- * (nobody holds it, and it names our token). Not `releasedToken` alone, which a later claim by
- * another worker leaves in place: the version read back would then be that claim's, and a
- * worker remembering it as "released" could claim the key while the other holds it.
- */
-function releasedBy(token: string): (data: DocumentData) => boolean {
-  return (data) => data.releasedToken === token && data.holder === null;
 }
 
 /** A new worker identity: `host:pid:random`. */

@@ -1,14 +1,14 @@
 import type { z } from 'zod';
-import { HandlerTimeoutError, InvalidOptionsError, LeaseLostError, ShutdownError, TaskCancelledError, UnencodableValueError, toError } from '../errors.js';
+import { InvalidOptionsError, LeaseLostError, ShutdownError, TaskCancelledError, UnencodableValueError, toError } from '../errors.js';
 import type { HandlerSpec, ResolvedHandlerOptions, RunningTask, TaskContext } from '../handlers.js';
 import { LeaseKeeper } from '../lease/keeper.js';
 import type { HeldTask, Lease } from '../lease/lease.js';
 import type { LeaseProtocol } from '../lease/protocol.js';
 import type { OnceTaskLogger } from '../logger.js';
 import { decideRetry, type RetryPolicy } from '../retry.js';
-import { monotonicNow } from '../store/calls.js';
 import { parsePayload, type TaskDefinition } from '../task-definition.js';
 import { fromFirestoreValue, toFirestoreValue } from '../values.js';
+import { callHandler, type AttemptOutcome } from './handler-call.js';
 import type { HookRunner, TaskFailureInfo, TaskOutcome } from './hooks.js';
 import type { SettleOperation, Telemetry } from '../telemetry/telemetry.js';
 import { ProgressReporter, type SetProgressOptions } from './progress.js';
@@ -27,13 +27,8 @@ import type { TaskProgress } from '../task-document.js';
  * key again in this process until the old handler returns.
  */
 
-/** What an attempt ended with. */
-type Outcome = { kind: 'ok'; value: unknown } | { kind: 'error'; err: Error } | { kind: 'aborted'; reason: Error };
-
 /** gRPC INVALID_ARGUMENT: Firestore refused a value. */
 const INVALID_ARGUMENT = 3;
-/** A handler still running this long after its signal aborted is reported. */
-export const STUBBORN_HANDLER_WARN_MS = 3000;
 
 /** What an execution needs from its worker. */
 export interface ExecutionSettings<T> {
@@ -193,7 +188,7 @@ export class Execution<S extends z.ZodType> {
     keeper.stopRenewing();
     const helds = items.map((i) => i.held);
     if (outcome.kind === 'aborted' && (await this.handledAbort(lease, items, outcome.reason, log))) return;
-    let perTask: Outcome[];
+    let perTask: AttemptOutcome[];
     if (outcome.kind !== 'ok') {
       const err = outcome.kind === 'error' ? outcome.err : outcome.reason;
       perTask = helds.map(() => ({ kind: 'error', err }));
@@ -282,7 +277,7 @@ export class Execution<S extends z.ZodType> {
   }
 
   /** Writes one run-mode task's outcome; a retry is planned from `endedAt` (default: now). */
-  private async recordRun(lease: Lease, item: Item<z.output<S>>, outcome: Outcome, log: OnceTaskLogger, endedAt?: number): Promise<void> {
+  private async recordRun(lease: Lease, item: Item<z.output<S>>, outcome: AttemptOutcome, log: OnceTaskLogger, endedAt?: number): Promise<void> {
     const { protocol } = this.s;
     const { held, task } = item;
     if (outcome.kind === 'ok') {
@@ -354,68 +349,9 @@ export class Execution<S extends z.ZodType> {
     return this.bounded(this.s.telemetry.settle(this.s.def.kind, held.taskId, operation, write));
   }
 
-  /**
-   * Calls a handler, racing it against its signal (which `timeoutMs` aborts too). After an
-   * abort, waits for the handler to return anyway, keeping the lease meanwhile, and only then
-   * answers with the abort. Returns null when there is nothing left to write: the lease ended
-   * (expired or lost) or shutdown gave up on a handler that would not return.
-   */
-  private async invoke(call: () => unknown, controller: AbortController, lease: Lease, keeper: LeaseKeeper, log: OnceTaskLogger): Promise<Outcome | null> {
-    const aborted = new Promise<Outcome>((resolve) => {
-      const onAbort = (): void => resolve({ kind: 'aborted', reason: toError(controller.signal.reason) });
-      if (controller.signal.aborted) onAbort();
-      else controller.signal.addEventListener('abort', onAbort, { once: true });
-    });
-    const { timeoutMs } = this.s.options;
-    const timer = timeoutMs === undefined ? undefined : setTimeout(() => controller.abort(new HandlerTimeoutError(timeoutMs)), timeoutMs);
-    const handled = (async () => call())().then(
-      (value): Outcome => ({ kind: 'ok', value }),
-      (err: unknown): Outcome => ({ kind: 'error', err: toError(err) }),
-    );
-    let outcome: Outcome;
-    try {
-      outcome = await Promise.race([handled, aborted]);
-    } finally {
-      clearTimeout(timer);
-    }
-    if (outcome.kind !== 'aborted') return lease.ended ? null : outcome;
-    if (!(await this.outlive(handled, lease, keeper, outcome.reason, log))) return null;
-    return lease.ended ? null : outcome;
-  }
-
-  /**
-   * Waits for an aborted handler to return. Its lease stays renewed meanwhile (unless it was
-   * lost or expired); on shutdown the wait ends at the write deadline, after which the lease is
-   * left to lapse. Returns whether the handler returned in time for an outcome to be written.
-   */
-  private async outlive(handled: Promise<Outcome>, lease: Lease, keeper: LeaseKeeper, reason: Error, log: OnceTaskLogger): Promise<boolean> {
-    const abortedAt = monotonicNow();
-    let returned = false;
-    void handled.then(() => (returned = true));
-    await Promise.resolve(); // a handler that returns on abort has done so by now
-    await Promise.resolve();
-    const warn = setTimeout(
-      () => log.warn({ taskIds: lease.tasks.map((t) => t.taskId), reason: (reason as { code?: unknown }).code ?? reason.message }, 'oncetask: handler ignores its aborted signal; its task, key and slot stay held until it returns'),
-      STUBBORN_HANDLER_WARN_MS,
-    );
-    try {
-      if (reason instanceof ShutdownError && !returned) {
-        const deadline = this.s.writeDeadline();
-        const inTime = await Promise.race([handled.then(() => true), sleep(deadline === null ? 0 : deadline - Date.now() - 250).then(() => returned)]);
-        if (!inTime) {
-          keeper.end(); // stop() is about to return: stop renewing, let the lease lapse
-          await handled;
-          log.warn({ outlivedMs: Math.round(monotonicNow() - abortedAt) }, 'oncetask: handler returned long after shutdown; its lease had lapsed');
-          return false;
-        }
-        return true;
-      }
-      await handled;
-      return true;
-    } finally {
-      clearTimeout(warn);
-      if (monotonicNow() - abortedAt > STUBBORN_HANDLER_WARN_MS) log.info({ outlivedMs: Math.round(monotonicNow() - abortedAt) }, 'oncetask: stubborn handler returned');
-    }
+  /** Calls a handler (see {@link callHandler}) under the kind's `timeoutMs` and the shutdown write deadline. */
+  private invoke(call: () => unknown, controller: AbortController, lease: Lease, keeper: LeaseKeeper, log: OnceTaskLogger): Promise<AttemptOutcome | null> {
+    return callHandler(call, controller, lease, keeper, log, { timeoutMs: this.s.options.timeoutMs, writeDeadline: () => this.s.writeDeadline() });
   }
 
   /** A lost lease on one task of a group is logged, not thrown. */
@@ -436,8 +372,4 @@ export class Execution<S extends z.ZodType> {
     const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), Math.max(0, deadline - Date.now()))));
     return Promise.race([write, timeout]).finally(() => clearTimeout(timer));
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 }

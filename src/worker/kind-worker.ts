@@ -4,27 +4,25 @@ import type { z } from 'zod';
 import { ShutdownError } from '../errors.js';
 import { Execution } from './execution.js';
 import type { HandlerSpec, ResolvedHandlerOptions } from '../handlers.js';
-import { keyBusyUntil } from '../store/key-lock.js';
-import type { ClaimMode, HeldTask, Lease } from '../lease/lease.js';
+import type { HeldTask, Lease } from '../lease/lease.js';
 import type { LeaseProtocol } from '../lease/protocol.js';
 import type { Clock } from '../clock.js';
 import type { OnceTaskLogger } from '../logger.js';
-import { ExpiredLeases } from './expired-leases.js';
+import { Claimer, type RoundResult } from './claim-round.js';
 import { QueueReader } from './queue-reader.js';
-import { pickCandidates, type Pick } from './candidates.js';
 import { watchSlow, within } from './timing.js';
 import { QueueWatcher } from './queue-watcher.js';
 import { ListenerRole } from './listener-role.js';
-import { Spawner } from '../spawner.js';
 import type { ProcessControl } from './process-control.js';
-import type { ClaimCursor, TaskStore, VersionedLock, VersionedTask } from '../store/task-store.js';
-import { CLAIMABLE_STATUSES, OPEN_STATUSES } from '../task-document.js';
+import type { TaskStore, VersionedTask } from '../store/task-store.js';
+import { CLAIMABLE_STATUSES } from '../task-document.js';
 import type { TaskDefinition } from '../task-definition.js';
 
 /**
  * The worker loop of one task kind in one process: find due candidates, claim up to
  * `concurrency` of them (skipping resource keys that are busy, so one busy key never holds up
- * the others), run each claim, and sleep until the next due time, a wake-up or the poll interval.
+ * the others; see {@link Claimer}), run each claim, and sleep until the next due time, a wake-up
+ * or the poll interval.
  */
 
 /** Settings shared by every worker of a manager. */
@@ -65,8 +63,6 @@ const MIN_ERROR_BACKOFF_MS = 500;
 const MAX_ERROR_BACKOFF_MS = 30_000;
 /** After the grace period: how long releases and other last writes may take before stop() returns. */
 const SHUTDOWN_WRITE_ALLOWANCE_MS = 2000;
-/** Pages a claim round reads past busy resource keys before it gives up until the next look. */
-const MAX_PAGES_PER_ROUND = 10;
 /** How long a worker stays full before it detaches its queue listener. */
 const LISTENER_OFF_WHEN_FULL_MS = 10_000;
 /**
@@ -76,36 +72,16 @@ const LISTENER_OFF_WHEN_FULL_MS = 10_000;
  */
 const ROLE_OFF_WHEN_SATURATED_MS = 250;
 
-/** What one claim round did and saw. */
-interface RoundResult {
-  claimed: number;
-  /** Claims or spawns lost to another worker, or tasks ended without a claim: the queue moved. */
-  conflicts: number;
-  /** When to look again at the latest (a busy key's lease expiry, or the next due task), if known. */
-  nextDueAt: number | null;
-  /** Every due task seen was behind a busy resource key. */
-  blocked: boolean;
-  /** The round's last query found nothing due. */
-  drained: boolean;
-  /** The round only took fresh heads the listener handed over (a trickle). */
-  handOversOnly: boolean;
-  /** Claimable candidates were left over for lack of free slots. */
-  overflow: boolean;
-  /** The last page read was not full: the round saw the whole due queue (or its shard group's). */
-  queueShort: boolean;
-}
-
 export class KindWorker<S extends z.ZodType> {
   private readonly running = new Map<string, ActiveRun>();
   /** Claim rounds in progress (0 or 1). */
   private rounds = 0;
   private readonly execution: Execution<S>;
-  private readonly spawner: Spawner;
   private readonly watcher: QueueWatcher;
   /** The kind's listener role, when one process per kind listens. */
   private readonly role: ListenerRole | null;
   private readonly reader: QueueReader;
-  private readonly expiry: ExpiredLeases;
+  private readonly claimer: Claimer<S>;
   private stopping = false;
   /** When stopping, the time by which outcome writes give up (set once handlers are aborted). */
   private writeDeadline: number | null = null;
@@ -119,8 +95,6 @@ export class KindWorker<S extends z.ZodType> {
    * all free slots. Null once a round leaves slots unused.
    */
   private saturatedSince: number | null = null;
-  /** Share of recent claims of handed-over heads that another process won (a moving average). */
-  private handOverLossRate = 0;
   private jitterTimer: NodeJS.Timeout | undefined;
   private wokenEarly = false;
   private readonly log: OnceTaskLogger;
@@ -145,9 +119,14 @@ export class KindWorker<S extends z.ZodType> {
       hooks: settings.hooks,
       telemetry: settings.telemetry,
     });
-    this.expiry = new ExpiredLeases(settings, def.kind, options, this.log);
-    this.spawner = new Spawner(settings.store, settings.retentionMs, this.log, settings.clock);
     this.reader = new QueueReader(settings.store, settings.protocol, def.kind, this.log, settings.clock);
+    this.claimer = new Claimer<S>(settings, def.kind, spec, options, this.reader, this.log, {
+      stopping: () => this.stopping,
+      paused: () => this.pausedUntil() !== null,
+      heldHere: (docId) => this.heldHere(docId),
+      isKeyHeldHere: (key) => this.isKeyHeldHere(key),
+      run: (lease, key) => this.startRun(lease, key),
+    });
     this.watcher = new QueueWatcher(
       settings.store,
       def.kind,
@@ -208,7 +187,7 @@ export class KindWorker<S extends z.ZodType> {
     // Other processes keep winning the handed-over heads: wait a moment at random first, so
     // that one of us claims the head and the others see it go (the listener shows the next
     // head) instead of all sending a claim that loses.
-    if (fromListener && this.handOverLossRate > 0.5 && !this.stopping) {
+    if (fromListener && this.claimer.handOverLossRate > 0.5 && !this.stopping) {
       clearTimeout(this.jitterTimer);
       this.jitterTimer = setTimeout(() => this.wake(), Math.random() * Math.min(50, 2 * this.reader.listenerDelay));
       return;
@@ -360,7 +339,7 @@ export class KindWorker<S extends z.ZodType> {
   private async watchedRound(free: number, spread: boolean, findNextDue: boolean): Promise<RoundResult> {
     this.rounds++;
     try {
-      return await watchSlow(this.claimRound(free, spread, findNextDue), this.log);
+      return await watchSlow(this.claimer.round(free, spread, findNextDue), this.log);
     } finally {
       this.rounds--;
     }
@@ -375,118 +354,6 @@ export class KindWorker<S extends z.ZodType> {
   nextDueAt(): Promise<Date | null> {
     if (this.pausedUntil() !== null) return Promise.resolve(null); // nothing is due for a paused kind
     return this.settings.store.nextDueAt(this.def.kind, CLAIMABLE_STATUSES);
-  }
-
-  /**
-   * One look at the queue: claims up to `free` due tasks, at most one claim per resource key,
-   * reading further pages while busy keys fill the page. With `findNextDue`, an idle round also
-   * asks when the next task comes due (without a listener that is the only way to know).
-   */
-  private async claimRound(
-    free: number,
-    spread: boolean,
-    findNextDue: boolean,
-  ): Promise<RoundResult> {
-    const { store } = this.settings;
-    const seenKeys = new Set<string>();
-    let claimed = 0;
-    let conflicts = 0;
-    let sawDue = false;
-    let drained = false;
-    let queueShort = false;
-    let busyUntil: number | null = null;
-    let after: ClaimCursor | undefined;
-    let buffered = this.reader.takeBuffered();
-    // Only heads the listener handed over, each due just now: a trickle of new work. The
-    // listener will hand over the next one too, so no query follows (it would find nothing).
-    const freshHandOvers = this.reader.lastTakeWasFreshHandOvers(this.settings.clock());
-    let handOversOnly = false;
-    let overflow = false;
-    const { clock, maxClockSkewMs } = this.settings;
-    for (let page = 0; page < MAX_PAGES_PER_ROUND && claimed < free && !this.stopping && this.pausedUntil() === null; ) {
-      const now = clock();
-      const fromBuffer = buffered.length > 0;
-      let tasks: VersionedTask[];
-      let next: ClaimCursor | null = null;
-      if (fromBuffer) {
-        tasks = buffered;
-        buffered = [];
-      } else {
-        ({ tasks, next, short: queueShort } = await this.reader.nextPage(free - claimed, after));
-        sawDue ||= tasks.length > 0;
-        drained = tasks.length === 0;
-        page++;
-      }
-      const picked = pickCandidates(tasks, {
-        now,
-        seenKeys,
-        maxClockSkewMs,
-        heldHere: (docId) => this.heldHere(docId),
-        isKeyHeldHere: (key) => this.isKeyHeldHere(key),
-        isClaimable: (candidate) => this.expiry.isClaimable(candidate, now),
-      });
-      const { picks } = picked;
-      let { skippedBusy } = picked;
-      if (picked.busyUntil !== null) busyUntil = busyUntil === null ? picked.busyUntil : Math.min(busyUntil, picked.busyUntil);
-      // After a lost race, start at a random place so workers stop chasing the same documents.
-      if (spread && picks.length > 1) picks.push(...picks.splice(0, Math.floor(Math.random() * picks.length)));
-      const chosen = picks.slice(0, free - claimed);
-      overflow ||= picks.length > chosen.length;
-      // Keep the rest for the next round (same-key candidates included: their key may be free by then).
-      const keep = [...picks.slice(free - claimed).map((p) => p.candidate), ...tasks.filter((t) => t.task.resourceKey !== null && !picks.some((p) => p.candidate === t))];
-      this.reader.keep(keep, fromBuffer ? (this.reader.bufferedAt ?? Date.now()) : Date.now());
-      const keys = chosen.filter((p) => p.mode !== 'spawn').map((p) => p.candidate.task.resourceKey).filter((k): k is string => k !== null);
-      const locks = await this.reader.locksFor(keys);
-      const attempts: Promise<'claimed' | 'conflict' | 'skipped'>[] = [];
-      for (const pick of chosen) {
-        if (pick.mode === 'spawn') {
-          attempts.push(this.spawner.spawn(pick.candidate).then((r) => (r === 'moved' ? 'skipped' : 'conflict')));
-          continue;
-        }
-        const key = pick.candidate.task.resourceKey;
-        const lock = key === null ? undefined : locks.get(key);
-        // Busy key (held, or cooling down), or blocked by another task's retry under strict
-        // order: go on with the others; look again when it may be free at the latest.
-        const wait = lock ? await this.keyWait(lock, pick.candidate, now) : null;
-        if (wait !== null && wait !== 'lift') {
-          skippedBusy = true;
-          busyUntil = busyUntil === null ? wait : Math.min(busyUntil, wait);
-          continue;
-        }
-        attempts.push(this.tryClaim(pick as Pick & { mode: ClaimMode }, lock, wait === 'lift'));
-      }
-      const results = await Promise.all(
-        attempts.map((attempt) =>
-          attempt.catch((err: unknown) => {
-            // One failed claim or spawn must not stop the others: log it and look again soon.
-            this.log.warn({ err }, 'oncetask: claim failed');
-            return 'conflict' as const;
-          }),
-        ),
-      );
-      const won = results.filter((r) => r === 'claimed').length;
-      const lost = results.filter((r) => r === 'conflict').length;
-      claimed += won;
-      // A conflict (another worker won) or a task ended without a claim: the queue moved.
-      conflicts += results.length - won;
-      this.settings.telemetry.lostClaims(this.def.kind, lost);
-      // Mostly lost races on old candidates: the buffer is stale, query afresh.
-      if (fromBuffer && lost > won) this.reader.dropBuffer();
-      if (fromBuffer && freshHandOvers && results.length > 0) this.handOverLossRate += (lost / results.length - this.handOverLossRate) * 0.2;
-      else this.reader.recordPageClaims(won, lost);
-      if (fromBuffer && freshHandOvers && !skippedBusy) {
-        handOversOnly = true; // (a head behind a busy key needs the query's "blocked" look instead)
-        break;
-      }
-      if (fromBuffer) continue; // then query for the rest
-      if (next === null || !skippedBusy) break; // more pages only while busy keys fill them
-      after = next;
-    }
-    const seen = { claimed, conflicts, drained, handOversOnly, overflow, queueShort };
-    if (claimed > 0 || conflicts > 0) return { ...seen, nextDueAt: null, blocked: false };
-    if (sawDue) return { ...seen, nextDueAt: busyUntil, blocked: true }; // all due work is behind busy keys
-    const nextDueAt = findNextDue ? ((await store.nextDueAt(this.def.kind, CLAIMABLE_STATUSES))?.getTime() ?? null) : null;
-    return { ...seen, nextDueAt, blocked: false };
   }
 
   /** The task as held in this process (running, or its aborted handler has not returned yet), if it is. */
@@ -507,47 +374,8 @@ export class KindWorker<S extends z.ZodType> {
     return false;
   }
 
-  /**
-   * Whether a candidate may take its key now: null if so; the time to look again if the key is
-   * held, cooling down, or blocked (strict order) by another task's retry; `'lift'` if it is
-   * blocked by a task that has ended meanwhile (deleted, or cancelled by an admin): the claim
-   * lifts the block. Whether a due blocker is still open costs one read (rare: the blocker sits
-   * ahead of the key's other tasks in the queue, so it is normally the one picked).
-   */
-  private async keyWait(lock: VersionedLock, candidate: VersionedTask, now: number): Promise<number | 'lift' | null> {
-    const busy = keyBusyUntil(lock.lock, now, this.settings.maxClockSkewMs);
-    if (busy !== null) return busy;
-    const block = lock.lock?.blockedBy;
-    if (!block || block.docId === candidate.docId) return null;
-    if (block.until.getTime() > now) return block.until.getTime();
-    const blocker = await this.settings.store.readDoc(block.docId);
-    const open = blocker !== null && blocker.decoded.ok && OPEN_STATUSES.includes(blocker.decoded.task.status);
-    return open ? now + this.settings.pollIntervalMs : 'lift';
-  }
-
-  /** Claims a pick (with its key's lock) and starts running it. */
-  private async tryClaim(pick: Pick & { mode: ClaimMode }, lock: VersionedLock | undefined, liftBlock = false): Promise<'claimed' | 'conflict' | 'skipped'> {
-    const { protocol } = this.settings;
-    const { candidate, mode } = pick;
-    if (mode === 'cancel' && (!this.spec.onCancel || candidate.task.recurrence !== null)) {
-      // Nothing to run (a generator never ran, so it has nothing to clean up): end it cancelled.
-      return (await protocol.finishCancelled(candidate)) ? 'skipped' : 'conflict';
-    }
-    if (!(await this.expiry.mayRetry(candidate, mode))) return 'skipped';
-    let candidates = [candidate];
-    const key = candidate.task.resourceKey;
-    if (mode === 'run' && this.spec.mode === 'group' && key !== null) {
-      candidates = await this.expiry.groupCandidates(key);
-      if (candidates.length === 0) return 'skipped';
-    }
-    if (key !== null) this.reader.forgetLock(key); // held now; known again once released
-    const lease = await protocol.claim(candidates, {
-      leaseMs: this.options.leaseMs,
-      mode,
-      ...(lock && key !== null ? { lock: { ...lock, kind: this.def.kind, resourceKey: key } } : {}),
-      clearBlock: liftBlock,
-    });
-    if (!lease) return 'conflict';
+  /** Runs a lease the claimer just won, in a slot of its own; `key` is its resource key (null without one). */
+  private startRun(lease: Lease, key: string | null): void {
     // Claimed while stop() was under way: the execution hands it straight back, never running it.
     const controller = new AbortController();
     const id = lease.token;
@@ -561,6 +389,5 @@ export class KindWorker<S extends z.ZodType> {
       // waiting) or a key was released; otherwise the listener reports new work by itself.
       if (wasFull || key !== null || !this.watcher.active || !this.settings.listen) this.wake();
     });
-    return 'claimed';
   }
 }
