@@ -14,6 +14,7 @@ import { watchSlow, within } from './timing.js';
 import { QueueWatcher } from './queue-watcher.js';
 import { ListenerRole } from './listener-role.js';
 import type { ProcessControl } from './process-control.js';
+import type { WorkerProbe } from '../testing/internals.js';
 import type { TaskStore, VersionedTask } from '../store/task-store.js';
 import { CLAIMABLE_STATUSES } from '../task-document.js';
 import type { TaskDefinition } from '../task-definition.js';
@@ -76,6 +77,12 @@ export class KindWorker<S extends z.ZodType> {
   private readonly running = new Map<string, ActiveRun>();
   /** Claim rounds in progress (0 or 1). */
   private rounds = 0;
+  /** What the testing kit observes (see {@link probe}). */
+  private looks = 0;
+  private lastRound: { claimed: number; conflicts: number } | null = null;
+  private plannedLookAt: number | null = null;
+  /** Set by {@link crash}: nothing more is written, not even the release of the listener role. */
+  private crashed = false;
   private readonly execution: Execution<S>;
   private readonly watcher: QueueWatcher;
   /** The kind's listener role, when one process per kind listens. */
@@ -229,7 +236,10 @@ export class KindWorker<S extends z.ZodType> {
     await within(Promise.all([...[...this.running.values()].map((r) => r.done), roleReleased]), SHUTDOWN_WRITE_ALLOWANCE_MS);
   }
 
-  private sleep(ms: number): Promise<void> {
+  /** Sleeps (the loop is idle, or waiting for a slot); `lookAt`: the wall time it means to look again because something comes due then. */
+  private sleep(ms: number, lookAt: number | null = null): Promise<void> {
+    this.looks++;
+    this.plannedLookAt = lookAt;
     if (this.wokenEarly || this.stopping) {
       this.wokenEarly = false;
       return Promise.resolve();
@@ -273,12 +283,13 @@ export class KindWorker<S extends z.ZodType> {
         // Paused (or the pauses are not known yet): claim nothing, and pay no listener reads for
         // the queue meanwhile. A change of the pauses wakes the loop; so does the pause's end.
         this.watcher.stop();
-        await this.sleep(Math.min(sweepIntervalMs, pausedUntil - this.settings.clock()));
+        await this.sleep(Math.min(sweepIntervalMs, pausedUntil - this.settings.clock()), Number.isFinite(pausedUntil) ? pausedUntil : null);
         continue;
       }
       try {
         const { claimed, conflicts, nextDueAt, blocked, drained, handOversOnly, overflow, queueShort } = await this.watchedRound(free, spread, !listen);
         errorBackoff = MIN_ERROR_BACKOFF_MS;
+        this.lastRound = { claimed, conflicts };
         // (Checked while full, above: a pile-up with free slots is the backend being slow, and
         // more processes would not clear it.)
         // Saturated: work was left over, or every slot is now in use and the listener has already
@@ -304,7 +315,7 @@ export class KindWorker<S extends z.ZodType> {
         // otherwise leave due tasks waiting for the sweep.
         const cap = blocked || !listen || handOversOnly ? pollIntervalMs : sweepIntervalMs;
         const untilDue = nextDueAt === null ? Infinity : nextDueAt - this.settings.clock();
-        await this.sleep(Math.min(cap, untilDue));
+        await this.sleep(Math.min(cap, untilDue), nextDueAt);
       } catch (err) {
         this.log.error({ err, retryInMs: errorBackoff }, 'oncetask: looking for tasks failed; backing off');
         await this.sleep(errorBackoff);
@@ -312,7 +323,43 @@ export class KindWorker<S extends z.ZodType> {
       }
     }
     this.watcher.stop();
-    await this.role?.stop();
+    if (!this.crashed) await this.role?.stop();
+  }
+
+  /** What the testing kit sees of this worker (see `src/testing/internals.ts`). */
+  get probe(): WorkerProbe {
+    const worker = this;
+    return {
+      kind: this.def.kind,
+      get busy() {
+        return worker.busy;
+      },
+      get rounds() {
+        return worker.looks;
+      },
+      get lastRound() {
+        return worker.lastRound;
+      },
+      get plannedLookAt() {
+        return worker.plannedLookAt;
+      },
+    };
+  }
+
+  /**
+   * Dies like a killed process (the testing kit's `crashWorker`): the loop stops, and nothing
+   * more is written for the tasks it holds — no renewal, outcome or release, even when their
+   * handlers return — so their leases (and the listener role) simply expire.
+   */
+  async crash(): Promise<void> {
+    this.crashed = true;
+    this.stopping = true;
+    clearTimeout(this.jitterTimer);
+    this.watcher.stop();
+    this.role?.abandon();
+    for (const run of this.running.values()) run.lease.ended = true;
+    this.wake();
+    await within(this.loop ?? Promise.resolve(), SHUTDOWN_WRITE_ALLOWANCE_MS);
   }
 
   /**

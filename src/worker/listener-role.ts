@@ -106,6 +106,16 @@ export class ListenerRole {
     }
   }
 
+  /** Stops watching and renewing without giving the role up (a crash): its lease runs out. */
+  abandon(): void {
+    this.stopped = true;
+    this.unwatch?.();
+    this.unwatch = null;
+    this.held = null;
+    clearTimeout(this.renewTimer);
+    clearTimeout(this.expiryTimer);
+  }
+
   /** Stops watching and renewing, and gives the role up. */
   async stop(): Promise<void> {
     this.stopped = true;
