@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Firestore } from '@google-cloud/firestore';
 import { OnceTaskManager, type OperationStats } from '../src/index.js';
-import { startEmulator } from '../scripts/emulator.js';
+import { startEmulator } from '../src/testing/emulator.js';
 import { newTaskFields } from '../src/task-document.js';
 import { benchTask, keyedBenchTask } from './tasks.js';
 import { backlogPhase, createWhileListeningPhase, emulatorCpuMs, tricklePhase } from './processes.js';

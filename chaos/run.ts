@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Firestore } from '@google-cloud/firestore';
 import { OnceTaskManager, type TaskDefinition } from '../dist/index.js';
-import { startEmulator } from '../scripts/emulator.js';
+import { startEmulator } from '../src/testing/emulator.js';
 import { FaultProxy } from '../scripts/fault-proxy.js';
 import { groupTask, keyedTask, LONG_LEASE_MS, longTask, plainTask } from './tasks.js';
 

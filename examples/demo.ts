@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import cliProgress from 'cli-progress';
-import { startEmulator } from '../scripts/emulator.js';
+import { startEmulator } from '../src/testing/emulator.js';
 import { OnceTaskManager, TASK_STATUSES, type TaskInfo, type TaskStatus } from '../src/index.js';
 import { buildReport, demoFirestore, exportArchive, importFeed, sendWelcomeEmail, syncAccount } from './demo-tasks.js';
 

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { defineTask, OnceTaskManager } from '../src/index.js';
 import { TaskStore } from '../src/store/task-store.js';
 import { newTaskFields } from '../src/task-document.js';
-import { startEmulator, type EmulatorHandle } from '../scripts/emulator.js';
+import { startEmulator, type EmulatorHandle } from '../src/testing/emulator.js';
 import { waitFor } from './fixture.js';
 import { capturingLogger, jobTask, sleep } from './support.js';
 

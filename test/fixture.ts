@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { Firestore } from '@google-cloud/firestore';
 import { afterAll, inject } from 'vitest';
-import { clearEmulator, EMULATOR_PROJECT_ID } from '../scripts/emulator.js';
+import { clearEmulator, EMULATOR_PROJECT_ID } from '../src/testing/emulator.js';
 
 // Clients pointed at a fault proxy (not at FIRESTORE_EMULATOR_HOST) would otherwise look for a
 // GCE metadata server for credentials and warn that there is none.

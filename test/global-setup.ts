@@ -4,7 +4,7 @@
  * address through `inject('firestoreEmulatorHost')` and the environment.
  */
 import type { TestProject } from 'vitest/node';
-import { startEmulator } from '../scripts/emulator.js';
+import { startEmulator } from '../src/testing/emulator.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { startEmulator } from '../scripts/emulator.js';
+import { startEmulator } from '../src/testing/emulator.js';
 import { clearData, emulatorHost, TEST_PROJECT_ID, uniqueEnv, useFirestore, waitFor } from './fixture.js';
 
 // A project of its own, so clearing it cannot touch other test files' data.
