@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
+    include: ['test/**/*.test.ts', 'examples/testing/**/*.test.ts'],
     // One Firestore emulator for the whole run; test files share it and
     // isolate themselves by environment name (see test/fixture.ts).
     globalSetup: ['test/global-setup.ts'],

@@ -1,5 +1,6 @@
 /**
  * `npm run demo`: oncetask end to end on a local Firestore emulator, with live progress.
+ * `npm run demo -- --memory`: the same on the in-memory backend, without Java or an emulator.
  *
  * This process is the producer; two child processes (demo-worker.ts) are the workers. It
  * creates welcome emails (with duplicate deliveries), account syncs on resource keys (a grouped
@@ -8,13 +9,14 @@
  * plain lines otherwise), ends by itself with a summary — or, on Ctrl-C, has the workers hand
  * their leases back and exits.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import cliProgress from 'cli-progress';
 import { startEmulator } from '../src/testing/emulator.js';
-import { OnceTaskManager, TASK_STATUSES, type TaskInfo, type TaskStatus } from '../src/index.js';
+import { memoryBackend, OnceTaskManager, TASK_STATUSES, type TaskInfo, type TaskStatus } from '../src/index.js';
+import { registerDemoHandlers } from './demo-handlers.js';
 import { buildReport, demoFirestore, exportArchive, importFeed, sendWelcomeEmail, syncAccount } from './demo-tasks.js';
 
 const USERS = 150;
@@ -29,7 +31,10 @@ const elapsed = (): string => `${((Date.now() - started) / 1000).toFixed(1)} s`;
 
 interface Worker {
   n: number;
-  child: ChildProcess;
+  /** Its pid (in memory mode: its number; the workers run in this process). */
+  pid: number;
+  /** Asks it to stop: SIGTERM to the process (it finishes or hands back its tasks, and exits). */
+  stop(): void;
   ready: Promise<void>;
   exited: Promise<number | null>;
 }
@@ -47,7 +52,7 @@ function spawnWorker(n: number, env: string): Worker {
     child.once('message', () => resolve());
     void exited.then((code) => reject(new Error(`worker ${n} exited with ${code} before it was ready`)));
   });
-  return { n, child, ready, exited };
+  return { n, pid: child.pid!, stop: () => child.kill('SIGTERM'), ready, exited };
 }
 
 /** Live progress: a bar on a terminal, a plain line a second otherwise. */
@@ -87,17 +92,50 @@ class Progress {
   }
 }
 
-async function main(): Promise<void> {
+/** The demo's place to keep tasks: the emulator with two worker processes, or (`--memory`) memory with two in-process workers. */
+interface Setup {
+  manager: OnceTaskManager;
+  workers: Worker[];
+  close(): Promise<void>;
+}
+
+async function onEmulator(env: string): Promise<Setup> {
   // Reuses FIRESTORE_EMULATOR_HOST if set, else starts `gcloud emulators firestore` on a free port.
   const emulator = await startEmulator({ log: (l) => !l.startsWith('> ') && console.log(`[emulator] ${l}`) });
   process.env.FIRESTORE_EMULATOR_HOST = emulator.host;
   // Not on GCP: skip the SDK's metadata-server probe (and its MetadataLookupWarning). Inherited by the workers.
   process.env.METADATA_SERVER_DETECTION ??= 'none';
+  const firestore = demoFirestore();
+  const workers = Array.from({ length: WORKERS }, (_, i) => spawnWorker(i + 1, env));
+  return { manager: new OnceTaskManager({ firestore, env }), workers, close: async () => (await firestore.terminate(), await emulator.stop()) };
+}
+
+/** `--memory`: no Java, no emulator; the workers are managers in this process sharing one memory backend. */
+function inMemory(env: string): Setup {
+  // The workers log in this process: errors only, as the worker processes do.
+  process.env.ONCE_TASK_LOG_LEVEL ??= 'error';
+  const backend = memoryBackend();
+  const workers: Worker[] = Array.from({ length: WORKERS }, (_, i) => {
+    const manager = new OnceTaskManager({ backend, env });
+    registerDemoHandlers(manager, i + 1);
+    manager.start();
+    let stopped: Promise<number | null> | null = null;
+    const stop = (): Promise<number | null> => (stopped ??= manager.stop({ graceMs: 2000 }).then(() => 0));
+    let exit!: (code: number | null) => void;
+    const exited = new Promise<number | null>((resolve) => (exit = resolve));
+    return { n: i + 1, pid: i + 1, stop: () => void stop().then(exit), ready: Promise.resolve(), exited };
+  });
+  // Ctrl-C: the in-process workers hand their leases back like the processes would.
+  process.once('SIGINT', () => workers.forEach((w) => w.stop()));
+  return { manager: new OnceTaskManager({ backend, env }), workers, close: async () => undefined };
+}
+
+async function main(): Promise<void> {
   // A fresh environment per run: old runs' tasks (same IDs) stay invisible to this one.
   const env = `demo-${randomBytes(4).toString('hex')}`;
-  const firestore = demoFirestore();
-  const manager = new OnceTaskManager({ firestore, env });
-  const workers = Array.from({ length: WORKERS }, (_, i) => spawnWorker(i + 1, env));
+  const memory = process.argv.includes('--memory');
+  if (memory) console.log('memory backend: no emulator; two workers in this process share one in-memory database');
+  const { manager, workers, close } = memory ? inMemory(env) : await onEmulator(env);
   const progress = new Progress();
   let interrupted = false;
   // Ctrl-C: the workers get SIGINT too and hand their leases back; we wait for them, then go.
@@ -107,7 +145,7 @@ async function main(): Promise<void> {
   });
   try {
     await Promise.all(workers.map((w) => w.ready));
-    progress.note(`${WORKERS} workers up (pids ${workers.map((w) => w.child.pid).join(', ')}), env "${env}"`);
+    progress.note(`${WORKERS} workers up (pids ${workers.map((w) => w.pid).join(', ')}), env "${env}"`);
 
     const users = Array.from({ length: USERS }, (_, i) => ({ userId: `user-${String(i + 1).padStart(3, '0')}`, email: `user-${i + 1}@example.com` }));
     const first = await manager.createMany(sendWelcomeEmail, users);
@@ -152,11 +190,10 @@ async function main(): Promise<void> {
   } finally {
     progress.stop();
     // SIGTERM: each worker stops claiming, finishes or releases its tasks, and exits 0.
-    for (const w of workers) w.child.kill('SIGTERM');
+    for (const w of workers) w.stop();
     const codes = await Promise.all(workers.map((w) => w.exited));
     console.log(`\n${elapsed()}  workers stopped (exit codes ${codes.join(', ')})`);
-    await firestore.terminate();
-    await emulator.stop();
+    await close();
     if (codes.some((c) => c !== 0)) process.exitCode = 1;
     if (interrupted) process.exitCode = 130;
   }
@@ -187,8 +224,8 @@ function printSummary(_manager: OnceTaskManager, workers: Worker[], tasks: TaskI
   console.log(`\n  account syncs ran in groups of up to ${Math.max(...batches)} changes of one account (never two groups of one account at once)`);
   console.log('\n  worker  pid      tasks run');
   for (const w of workers) {
-    const ran = tasks.filter((t) => (t.result as { worker?: number } | null)?.worker === w.child.pid).length;
-    console.log(`  ${w.n}       ${String(w.child.pid).padEnd(8)} ${String(ran).padStart(4)}`);
+    const ran = tasks.filter((t) => (t.result as { worker?: number } | null)?.worker === w.pid).length;
+    console.log(`  ${w.n}       ${String(w.pid).padEnd(8)} ${String(ran).padStart(4)}`);
   }
 }
 

@@ -5,6 +5,8 @@
 export { defineTask, isTaskDefinition } from './task-definition.js';
 export type { TaskDefinition, TaskDefinitionInput, TaskData, TaskInput } from './task-definition.js';
 export { OnceTaskManager } from './manager.js';
+export { memoryBackend } from './store/backend.js';
+export type { StorageBackend } from './store/backend.js';
 export type {
   OnceTaskManagerOptions,
   CreateOptions,

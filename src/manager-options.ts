@@ -4,14 +4,21 @@ import type { Clock } from './clock.js';
 import type { OnceTaskLogger } from './logger.js';
 import type { RecurrenceOptions } from './recurrence.js';
 import type { TaskHooks } from './worker/hooks.js';
+import type { StorageBackend } from './store/backend.js';
 import type { TaskDefinitionInput } from './task-definition.js';
 
 /** The option and result types of {@link OnceTaskManager}'s own methods, each option documented where it is defined. */
 
 /** Options of {@link OnceTaskManager}. */
 export interface OnceTaskManagerOptions {
-  /** A Firestore instance: `new Firestore()` or firebase-admin's `getFirestore()`. */
-  firestore: Firestore;
+  /** A Firestore instance: `new Firestore()` or firebase-admin's `getFirestore()`. Required unless `backend` is given. */
+  firestore?: Firestore;
+  /**
+   * Instead of `firestore`: `memoryBackend()`, an in-process database with the same semantics
+   * (for tests, development and single-process use; see `oncetask/testing`). Managers given the
+   * same backend share its tasks like processes sharing Firestore.
+   */
+  backend?: StorageBackend;
   /** Environment: tasks, IDs and workers are isolated per environment. Default `ONCE_TASK_ENV`, else `"default"`. */
   env?: string;
   /** Collection holding the tasks. Default `"onceTasks"` (the shipped indexes and rules name it). */

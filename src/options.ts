@@ -113,7 +113,7 @@ export function assertDate(value: unknown, name: string): asserts value is Date 
 
 /** The option names each public method knows (checked against its options type at compile time). */
 export const MANAGER_OPTIONS = optionNames<OnceTaskManagerOptions>()([
-  'firestore', 'env', 'collection', 'shards', 'logger', 'retentionMs', 'failedRetentionMs', 'listen', 'listenerRoleMs',
+  'firestore', 'backend', 'env', 'collection', 'shards', 'logger', 'retentionMs', 'failedRetentionMs', 'listen', 'listenerRoleMs',
   'pollIntervalMs', 'sweepIntervalMs', 'workerId', 'clock', 'maxClockSkewMs', 'callTimeoutMs', 'writeBatching', 'hooks', 'hookTimeoutMs', 'traceParenting', 'queueMetricsIntervalMs',
 ]);
 const HOOK_NAMES = optionNames<TaskHooks>()(['beforeRun', 'onTaskFailed', 'onTaskSettled']);

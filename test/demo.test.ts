@@ -5,9 +5,9 @@ import { emulatorHost, useFirestore } from './fixture.js';
 useFirestore(); // the shared emulator: the demo reuses FIRESTORE_EMULATOR_HOST
 
 /** Runs `npm run demo`'s script; `interruptAfterMs`: send SIGINT (Ctrl-C) then. */
-function demo(interruptAfterMs?: number): Promise<{ code: number | null; output: string }> {
+function demo(interruptAfterMs?: number, args: string[] = []): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/demo.ts'], { env: { ...process.env, FIRESTORE_EMULATOR_HOST: emulatorHost() }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/demo.ts', ...args], { env: { ...process.env, FIRESTORE_EMULATOR_HOST: emulatorHost() }, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr.on('data', (c: Buffer) => (output += c.toString()));
@@ -35,6 +35,17 @@ describe('npm run demo', () => {
     expect(output).toMatch(/export-archive\s+1\s+0\s+0\s+1/);
     expect(output).toMatch(/workers stopped \(exit codes 0, 0\)/);
   }, 90_000);
+
+  it('--memory runs the same without the emulator (in-process workers on the memory backend)', async () => {
+    const { code, output } = await demo(undefined, ['--memory']);
+    expect(code).toBe(0);
+    expect(output).toMatch(/memory backend: no emulator/);
+    expect(output).not.toMatch(/\[emulator\]/);
+    expect(output).toMatch(/send-welcome-email\s+150\s+150\s+0\s+0/);
+    expect(output).toMatch(/export-archive\s+1\s+0\s+0\s+1/);
+    expect(output).toMatch(/import:prices succeeded on attempt 3/);
+    expect(output).toMatch(/workers stopped \(exit codes 0, 0\)/);
+  }, 60_000);
 
   it('on Ctrl-C has the workers hand their leases back and exits 130', async () => {
     const { code, output } = await demo(200);

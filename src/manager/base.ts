@@ -1,3 +1,4 @@
+import { registerInternals } from '../testing/internals.js';
 import type { z } from 'zod';
 import { assertDefinition, type TaskAdmin } from '../admin/task-admin.js';
 import type { ListOptions, ListPage, QueueDepth, TaskReads } from '../admin/task-reads.js';
@@ -63,6 +64,8 @@ export abstract class OnceTaskManagerBase {
     this.creation = parts.creation;
     this.pool = parts.pool;
     this.clock = parts.clock;
+    const { pool, store } = parts;
+    registerInternals(this, { store, started: () => pool.isStarted, workers: () => pool.probes(), wakeAll: () => pool.wakeAll(), crash: () => pool.crash() });
   }
 
   // ---- reading --------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import {
 } from '../options.js';
 import { DEFAULT_CALL_TIMEOUT_MS } from '../store/calls.js';
 import { ControlStore } from '../store/control-store.js';
+import { databaseOf } from '../store/backend.js';
 import { TaskStore } from '../store/task-store.js';
 import { DEFAULT_WRITE_BATCHING } from '../store/write-batcher.js';
 import { QueueGauges, type QueueSource } from '../telemetry/queue-gauges.js';
@@ -66,10 +67,14 @@ export type GaugeReads = Pick<QueueSource, 'countByStatus' | 'queueDepth'>;
 export function setUpManager(options: OnceTaskManagerOptions, gaugeReads: GaugeReads): ManagerParts {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('OnceTaskManager: expected an options object');
   assertKnownOptions(options, MANAGER_OPTIONS, 'OnceTaskManager');
-  const { firestore, logger: givenLogger, clock: givenClock, hooks: givenHooks, ...rest } = options;
+  const { firestore: givenFirestore, backend, logger: givenLogger, clock: givenClock, hooks: givenHooks, ...rest } = options;
   if (givenClock !== undefined && typeof givenClock !== 'function') throw new InvalidOptionsError('OnceTaskManager: option "clock" must be a function returning ms since the epoch');
+  if (givenFirestore !== undefined && backend !== undefined) throw new InvalidOptionsError('OnceTaskManager: pass either "firestore" or "backend", not both');
+  const inMemory = backend !== undefined;
+  const firestore = inMemory ? databaseOf(backend) : givenFirestore;
+  if (inMemory && firestore === undefined) throw new InvalidOptionsError('OnceTaskManager: option "backend" must be made by memoryBackend()');
   if (typeof firestore !== 'object' || firestore === null || typeof firestore.collection !== 'function') {
-    throw new InvalidOptionsError('OnceTaskManager: option "firestore" must be a Firestore instance');
+    throw new InvalidOptionsError('OnceTaskManager: option "firestore" must be a Firestore instance (or pass "backend": memoryBackend())');
   }
   const parsed = parseOptions(managerOptionsSchema, rest, 'OnceTaskManager');
   const env = parsed.env ?? parseOptions(managerOptionsSchema, { env: process.env.ONCE_TASK_ENV || 'default' }, 'ONCE_TASK_ENV').env!;
@@ -80,7 +85,7 @@ export function setUpManager(options: OnceTaskManagerOptions, gaugeReads: GaugeR
   const sweepIntervalMs = parsed.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS;
   // 'auto': listen in production; poll on the emulator, whose listeners scan the collection per commit.
   const auto = parsed.listen === 'auto' || parsed.listen === undefined;
-  const onEmulator = Boolean(process.env.FIRESTORE_EMULATOR_HOST);
+  const onEmulator = !inMemory && Boolean(process.env.FIRESTORE_EMULATOR_HOST);
   const listen = auto ? !onEmulator : parsed.listen === true;
   const listenerRoleMs = parsed.listenerRoleMs ?? DEFAULT_LISTENER_ROLE_MS;
   const pollIntervalMs = parsed.pollIntervalMs ?? (auto && onEmulator ? DEFAULT_EMULATOR_POLL_INTERVAL_MS : DEFAULT_POLL_INTERVAL_MS);

@@ -111,6 +111,25 @@ export class TaskListing {
     return this.store.split(snap.docs);
   }
 
+  /**
+   * Every open task of the environment in the given statuses (the testing kit's look at what
+   * comes due next), paged in document-ID order. One read per task: for tests, not production.
+   */
+  async openTasks(statuses: readonly TaskStatus[]): Promise<StoredTask[]> {
+    const found: StoredTask[] = [];
+    for (const status of statuses) {
+      let after: string | undefined;
+      do {
+        let q = this.store.queries.build('openById', { env: this.store.env, status });
+        if (after !== undefined) q = q.startAfter(after);
+        const snap = await this.store.run(q.limit(RESHARD_PAGE), 'open tasks');
+        found.push(...this.store.split(snap.docs).tasks.map((t) => t.task));
+        after = snap.docs.length === RESHARD_PAGE ? snap.docs[snap.docs.length - 1]!.id : undefined;
+      } while (after !== undefined);
+    }
+    return found;
+  }
+
   /** Environments other than ours that hold a task with this ID (to explain a refusal). */
   async otherEnvironmentsOf(id: string): Promise<string[]> {
     const snap = await this.store.run(this.store.queries.build('byIdInAnyEnv', { id }).limit(10), 'find id');

@@ -10,6 +10,8 @@ import type { TaskStore } from '../store/task-store.js';
 export interface WorkerProbe {
   /** The kind. */
   readonly kind: string;
+  /** Whether it knows the environment's pauses (until then it claims nothing). */
+  readonly ready: boolean;
   /** Running a task, or in the middle of a claim round. */
   readonly busy: boolean;
   /** Claim rounds completed so far. */
@@ -33,16 +35,17 @@ export interface ManagerInternals {
   crash(): Promise<void>;
 }
 
-const registry = new WeakMap<object, ManagerInternals>();
+/** Where a manager keeps its internals: a registered symbol, so they are found across builds of the package (ESM and CommonJS bundles). */
+const INTERNALS = Symbol.for('oncetask.manager.internals');
 
 /** Called by each manager at construction. */
 export function registerInternals(manager: object, internals: ManagerInternals): void {
-  registry.set(manager, internals);
+  Object.defineProperty(manager, INTERNALS, { value: internals, enumerable: false });
 }
 
 /** The internals of a manager made by this library. */
 export function internalsOf(manager: object): ManagerInternals {
-  const found = registry.get(manager);
+  const found = (manager as Record<symbol, ManagerInternals | undefined>)[INTERNALS];
   if (!found) throw new TypeError('not an OnceTaskManager');
   return found;
 }

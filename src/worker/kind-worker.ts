@@ -331,6 +331,9 @@ export class KindWorker<S extends z.ZodType> {
     const worker = this;
     return {
       kind: this.def.kind,
+      get ready() {
+        return worker.settings.control.ready;
+      },
       get busy() {
         return worker.busy;
       },

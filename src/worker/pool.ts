@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type { WorkerProbe } from '../testing/internals.js';
 import { assertDefinition } from '../admin/task-admin.js';
 import type { Clock } from '../clock.js';
 import { HandlerAlreadyRegisteredError, InvalidOptionsError } from '../errors.js';
@@ -137,6 +138,30 @@ export class WorkerPool {
     this.settings.control.stop();
     await this.settings.hooks.drain(); // e.g. an error reporter still sending the last failure (each call is bounded)
     this.settings.logger.info({}, 'oncetask: workers stopped');
+  }
+
+  /** Whether the workers are started. */
+  get isStarted(): boolean {
+    return this.started;
+  }
+
+  /** What the testing kit sees of each worker. */
+  probes(): WorkerProbe[] {
+    return [...this.workers.values()].map((w) => w.probe);
+  }
+
+  /** Makes every worker look at its queue now. */
+  wakeAll(): void {
+    for (const worker of this.workers.values()) worker.wake();
+  }
+
+  /** Dies like a killed process (the testing kit's `crashWorker`): nothing more is written; leases and the listener role expire. */
+  async crash(): Promise<void> {
+    this.started = false;
+    this.settings.gauges?.stop();
+    this.settings.control.stop();
+    for (const [kind, worker] of this.workers) this.settings.wake.remove(kind, worker);
+    await Promise.all([...this.workers.values()].map((w) => w.crash()));
   }
 
   private startWorker(kind: string, worker: KindWorker<z.ZodType>): void {
