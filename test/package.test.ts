@@ -63,6 +63,28 @@ describe('the packed package', () => {
     expect(out).toContain('result: hello ada');
   }, 90_000);
 
+  /** A test of a retrying task with the kit's memory backend and manual clock, as a user writes one. */
+  const kitScript = (load: string) => `${load}
+const flaky = defineTask({ kind: 'flaky', schema: z.object({ n: z.number() }), id: (d) => 'flaky-' + d.n });
+(async () => {
+  const kit = await createTestKit({ start: new Date('2026-12-01T10:00:00Z') });
+  const tasks = kit.manager();
+  tasks.handle(flaky, (task) => { if (task.attempt < 3) throw new Error('not yet'); return 'ok'; }, { retry: exponentialBackoff({ jitter: false }) });
+  await tasks.create(flaky, { n: 1 });
+  const runs = await kit.advance('1m');
+  console.log('runs: ' + runs.map((r) => r.outcome + '@' + r.at.toISOString().slice(11, 19)).join(' '));
+  await kit.teardown();
+})();
+`;
+
+  it('oncetask/testing works through require and import, without an emulator', () => {
+    const expected = 'runs: retrying@10:00:00 retrying@10:00:01 succeeded@10:00:03';
+    const cjs = runScript('kit.cjs', kitScript(`const { defineTask, exponentialBackoff } = require('oncetask');\nconst { createTestKit } = require('oncetask/testing');\nconst { z } = require('zod');`));
+    expect(cjs).toContain(expected);
+    const esm = runScript('kit.mjs', kitScript(`import { defineTask, exponentialBackoff } from 'oncetask';\nimport { createTestKit } from 'oncetask/testing';\nimport { z } from 'zod';`));
+    expect(esm).toContain(expected);
+  }, 90_000);
+
   it('installs the oncetask command', () => {
     const help = spawnSync(join(app, 'node_modules/.bin/oncetask'), ['--help'], { cwd: app, encoding: 'utf8', timeout: 30_000 });
     expect(help.status).toBe(0);
@@ -75,13 +97,23 @@ describe('the packed package', () => {
   it('type-checks a strict app with skipLibCheck: false, one copy of the Firestore SDK', () => {
     writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({ compilerOptions: { strict: true, skipLibCheck: false, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', noEmit: true, types: ['node'] }, files: ['app.ts', 'app.cts'] }));
     const body = `import { Firestore } from '@google-cloud/firestore';
-import { defineTask, OnceTaskManager, type TaskInfo, InvalidOptionsError } from 'oncetask';
+import { defineTask, OnceTaskManager, memoryBackend, type TaskInfo, InvalidOptionsError } from 'oncetask';
+import { createTestKit, type TaskRun, type TestKit } from 'oncetask/testing';
 import { z } from 'zod';
 const greet = defineTask({ kind: 'greet', schema: z.object({ name: z.string() }), id: (d) => 'greet-' + d.name });
 const manager = new OnceTaskManager({ firestore: new Firestore(), hooks: { onTaskFailed: (task, error, { final }) => console.log(task.id, error.message, final) } });
 manager.handle(greet, (task) => task.data.name.toUpperCase(), { concurrency: 2 });
 export async function read(): Promise<TaskInfo | null> { return manager.get('greet-ada'); }
 export const isOptionsError = (e: unknown): boolean => e instanceof InvalidOptionsError;
+export async function kitTest(): Promise<number> {
+  const kit: TestKit = await createTestKit({ backend: 'memory', clock: 'manual' });
+  const tasks = kit.manager({ retentionMs: 1000 });
+  tasks.handle(greet, (task) => task.data.name);
+  await tasks.create(greet, { name: 'ada' });
+  const runs: TaskRun[] = await kit.advance('1h');
+  await kit.teardown();
+  return runs.length + (await new OnceTaskManager({ backend: memoryBackend() }).countPending(greet));
+}
 `;
     writeFileSync(join(app, 'app.ts'), body);
     writeFileSync(join(app, 'app.cts'), body); // the same app as CommonJS: resolved through the "require" types
