@@ -24,7 +24,7 @@ describe('unknown option names are refused, naming the closest known one', () =>
     expect(err.message).toBe('OnceTaskManager: unknown option "pollIntervalMS" (did you mean "pollIntervalMs"?)');
     // Nothing near it: the known names are listed instead.
     const far = await refusal(() => new OnceTaskManager({ firestore: db, region: 'eu' } as unknown as OnceTaskManagerOptions));
-    expect(far.message).toMatch(/unknown option "region" \(known options: firestore, env, collection/);
+    expect(far.message).toMatch(/unknown option "region" \(known options: firestore, backend, env, collection/);
   });
 
   it('on handle() and handleGroup(): a typo such as "concurency" no longer falls back to the default', async () => {
