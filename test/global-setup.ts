@@ -5,6 +5,7 @@
  */
 import type { TestProject } from 'vitest/node';
 import { startEmulator } from '../src/testing/emulator.js';
+import { printContractBudget, startContractTimes } from './contract/budget.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -24,7 +25,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   });
   process.env.FIRESTORE_EMULATOR_HOST = emulator.host;
   project.provide('firestoreEmulatorHost', emulator.host);
+  const contractTimes = startContractTimes(); // test/contract/ records its memory-backend time there
   return async () => {
     await emulator.stop();
+    printContractBudget(contractTimes);
   };
 }

@@ -116,7 +116,12 @@ export async function createTestKit(options: TestKitOptions = {}): Promise<TestK
     const firestore = new FirestoreClient({ projectId: 'demo-oncetask' });
     if (saved === undefined) delete process.env.FIRESTORE_EMULATOR_HOST;
     storage = { firestore };
-    close = () => firestore.terminate();
+    // Closed listeners tear their streams down asynchronously; terminating the client in the middle
+    // of that makes the SDK reject a request nobody awaits (an unhandled rejection). As test/fixture.ts does: wait first.
+    close = async () => {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      await firestore.terminate();
+    };
   }
   return new Kit(storage, clock === 'manual' ? new ManualClock(options.start ?? new Date()) : null, options.env ?? `kit-${randomBytes(5).toString('hex')}`, close);
 }

@@ -30,9 +30,10 @@ export interface EncodeOptions {
 /** The SDK refuses values nested deeper than this many field-path segments (or cycles, which reach it). */
 const MAX_DEPTH = 20;
 
+/** As the SDK judges it: no prototype, `Object.prototype`, or any object whose constructor is named `Object` (e.g. a parsed `__proto__` key made a plain object the prototype). */
 function isPlainObject(value: object): boolean {
   const proto = Object.getPrototypeOf(value) as unknown;
-  return proto === Object.prototype || proto === null;
+  return proto === Object.prototype || proto === null || (value as { constructor?: { name?: unknown } }).constructor?.name === 'Object';
 }
 
 /** Sets `key` on `target` even when it is `__proto__` (a plain assignment would change the prototype). */
@@ -93,7 +94,9 @@ export function encodeValue(value: unknown, options: EncodeOptions, arg: string,
   const out: MapValue = {};
   for (const [key, item] of Object.entries(value)) {
     if (item === undefined && options.ignoreUndefinedProperties) continue;
-    setOwn(out as Record<string, unknown>, key, encodeValue(item, options, arg, [...path, key], inArray));
+    // The SDK refuses an empty field name; a map inside an array may hold arrays again.
+    if (key === '') refuse(`Element at index ${path.length} should not be an empty string.`);
+    setOwn(out as Record<string, unknown>, key, encodeValue(item, options, arg, [...path, key], false));
   }
   return out;
 }
