@@ -46,7 +46,7 @@ export type {
   CatchUp,
   Overlap,
   StoredRecurrence,
-} from './recurrence.js';
+} from './schedule/recurrence.js';
 export type { LastSpawn, ListSchedulesOptions, RunScheduleNowResult, ScheduleInfo, UpsertScheduleOutcome, UpsertScheduleResult } from './admin/schedules.js';
 export { TASK_STATUSES, TERMINAL_STATUSES, OPEN_STATUSES, MAX_RECORDED_ERRORS } from './task-document.js';
 export { exponentialBackoff, fixedDelay, noRetry } from './retry.js';

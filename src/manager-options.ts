@@ -2,7 +2,7 @@ import type { OnceTaskManager } from './manager.js';
 import type { Firestore, Transaction, WriteBatch } from '@google-cloud/firestore';
 import type { Clock } from './clock.js';
 import type { OnceTaskLogger } from './logger.js';
-import type { RecurrenceOptions } from './recurrence.js';
+import type { RecurrenceOptions } from './schedule/recurrence.js';
 import type { TaskHooks } from './worker/hooks.js';
 import type { StorageBackend } from './store/backend.js';
 import type { TaskDefinitionInput } from './task-definition.js';

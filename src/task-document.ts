@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { SeriesCursor, StoredRecurrence } from './recurrence.js';
+import type { SeriesCursor, StoredRecurrence } from './schedule/recurrence.js';
 import { fromFirestoreValue, isTimestampLike } from './values.js';
 import { queuePosition } from './priority.js';
 import { labelPairs } from './labels.js';

@@ -5,12 +5,13 @@
  * `catchUp` — and move to the right next slot. (Hardening issue, failure 6.)
  */
 import { describe, expect, it } from 'vitest';
-import { planSpawn, prepareRecurrence, type CatchUp, type SeriesCursor } from '../src/recurrence.js';
+import { prepareRecurrence, type CatchUp, type SeriesCursor } from '../src/schedule/recurrence.js';
+import { planSpawn } from '../src/schedule/spawn-plan.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
 
-// ---- the oracle: its own wall-clock arithmetic with Intl, nothing from src/timezone.ts ----------
+// ---- the oracle: its own wall-clock arithmetic with Intl, nothing from src/schedule/timezone.ts ----------
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
 function wallOf(instant: number, tz: string): number {

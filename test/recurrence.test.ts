@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidOptionsError } from '../src/errors.js';
-import { MAX_CATCH_UP, planSpawn, prepareRecurrence, type RecurrenceOptions, type SeriesCursor } from '../src/recurrence.js';
-import { fromFloating, parseWallTime, toFloating } from '../src/timezone.js';
+import { prepareRecurrence, type RecurrenceOptions, type SeriesCursor } from '../src/schedule/recurrence.js';
+import { MAX_CATCH_UP, planSpawn } from '../src/schedule/spawn-plan.js';
+import { fromFloating, parseWallTime, toFloating } from '../src/schedule/timezone.js';
 
 /** The first `n` slots (UTC ISO) of a rule, stepping the generator as a worker would. */
 function slots(options: RecurrenceOptions, n: number): string[] {

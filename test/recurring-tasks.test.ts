@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineTask, InvalidOptionsError } from '../src/index.js';
-import { Spawner } from '../src/spawner.js';
+import { Spawner } from '../src/schedule/spawner.js';
 import { TaskStore } from '../src/store/task-store.js';
 import { CLAIMABLE_STATUSES } from '../src/task-document.js';
 import { defaultLogger } from '../src/logger.js';

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineTask, InvalidOptionsError, InvalidStateError, TaskNotFoundError, type OnceTaskManager } from '../src/index.js';
 import { defaultLogger } from '../src/logger.js';
-import { PAUSED_UNTIL, Spawner } from '../src/spawner.js';
+import { PAUSED_UNTIL, Spawner } from '../src/schedule/spawner.js';
 import { TaskStore } from '../src/store/task-store.js';
 import { CLAIMABLE_STATUSES } from '../src/task-document.js';
 import { useFirestore, waitFor } from './fixture.js';

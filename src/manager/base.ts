@@ -10,7 +10,7 @@ import { InvalidOptionsError } from '../errors.js';
 import { assertKnownOptions } from '../known-options.js';
 import type { OnceTaskManagerOptions, WaitForOptions } from '../manager-options.js';
 import { LIMIT_OPTIONS } from '../options.js';
-import type { RecurrenceOptions } from '../recurrence.js';
+import type { RecurrenceOptions } from '../schedule/recurrence.js';
 import type { TaskStore } from '../store/task-store.js';
 import { assertValidId, kindOf, type TaskDefinition } from '../task-definition.js';
 import { OPEN_STATUSES, type TaskInfo, type TaskStatus } from '../task-document.js';

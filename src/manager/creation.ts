@@ -7,7 +7,7 @@ import { checkLabels } from '../labels.js';
 import type { CreateManyOptions, CreateManyResult, CreateOptions, CreateOutcome, CreateResult } from '../manager-options.js';
 import { assertDate, CREATE_MANY_OPTIONS, CREATE_OPTIONS } from '../options.js';
 import { assertPriority } from '../priority.js';
-import { prepareRecurrence, type RecurrenceOptions } from '../recurrence.js';
+import { prepareRecurrence, type RecurrenceOptions } from '../schedule/recurrence.js';
 import type { CreatePolicy, TaskFields, TaskStore, VersionedTask } from '../store/task-store.js';
 import { identify, parsePayload, type TaskDefinition } from '../task-definition.js';
 import { newTaskFields } from '../task-document.js';

@@ -2,7 +2,8 @@ import type { DocumentData } from '@google-cloud/firestore';
 import type { DecodeResult, TaskStatus } from '../task-document.js';
 import type { OperationCounter } from './op-stats.js';
 import type { QueryBuilder } from './query-builder.js';
-import { byQueueOrder, type MalformedDocument, type VersionedTask } from './task-store.js';
+import { byQueueOrder } from './queue-queries.js';
+import type { MalformedDocument, VersionedTask } from './task-store.js';
 
 /** Called on every change of a queue's head: its due time (null: empty), the task, or the document apart if malformed. */
 export type HeadCallback = (dueAt: Date | null, head: VersionedTask | null, malformed: MalformedDocument | null) => void;

@@ -9,7 +9,8 @@ import type { MalformedDocument, TaskStore, VersionedTask } from './task-store.j
 /**
  * The task collection as administration reads it: listings newest first, a resource key's or a
  * generator's tasks, counts, and the bulk passes that page with a stable cursor (cancel by key,
- * reshard). Worker-path reads and every write stay in {@link TaskStore}; this uses its query
+ * reshard). The worker path's queue reads are in {@link QueueQueries}, admin writes in
+ * {@link AdminWrites}, every other write in {@link TaskStore}; this uses the store's query
  * builder and its call deadlines, so the store remains the one place that talks to Firestore.
  */
 

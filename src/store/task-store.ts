@@ -1,10 +1,9 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { CollectionReference, DocumentData, DocumentReference, DocumentSnapshot, Firestore, Query, QuerySnapshot, Timestamp, Transaction, WriteBatch } from '@google-cloud/firestore';
 import pLimit from 'p-limit';
-import { MalformedTaskError } from '../errors.js';
 import { OperationCounter } from './op-stats.js';
 import { decodeStoredTask, type DecodeResult, type StoredTask, type TaskStatus } from '../task-document.js';
-import { DEFAULT_CALL_TIMEOUT_MS, GRPC, grpcCode, isAmbiguous, monotonicNow, withDeadline } from './calls.js';
+import { DEFAULT_CALL_TIMEOUT_MS, withDeadline } from './calls.js';
 import { ConditionalWriter, publicTimeout, type RefWrite, type ConditionalWriteResult, type TaskFields, type WriteOptions } from './conditional-writer.js';
 import { LockStore } from './lock-store.js';
 import { TaskCreator } from './task-creator.js';
@@ -14,13 +13,17 @@ import { Shards } from './shards.js';
 import { TaskListing } from './task-listing.js';
 import { watchQueueHead, type HeadCallback } from './head-listener.js';
 import { PolicyCreator, type CreatePolicy, type PolicyOutcome } from './create-policy.js';
+import { AdminWrites, type MutateResult } from './admin-writes.js';
+import { QueueQueries } from './queue-queries.js';
 
 /**
  * The one place that talks to Firestore about tasks. Everything else asks the store; nothing
  * else builds a query or a write. No runtime value is imported from `@google-cloud/firestore`,
  * so the instance from firebase-admin's `getFirestore()` (which may bundle its own copy) works
  * too. Every call has a deadline ({@link withDeadline}); writes go through the
- * {@link ConditionalWriter}, which resolves ambiguous outcomes by a witness.
+ * {@link ConditionalWriter}, which resolves ambiguous outcomes by a witness. Groups of its work
+ * (creation, listings, queue queries, admin writes) live beside it in this folder and use its
+ * deadlines and counters.
  */
 
 export type { TaskFields, ConditionalWriteResult, WriteOptions } from './conditional-writer.js';
@@ -56,9 +59,7 @@ export interface ConditionalWrite {
 export type ClaimCursor = { readonly __brand: 'ClaimCursor' };
 
 export { observeQueries } from './query-builder.js';
-
-/** Field set by each admin change (`mutate`): the witness of an ambiguous admin write. */
-const MUTATION_ID = 'mutationId';
+export { byQueueOrder } from './queue-queries.js';
 
 /** Firestore access for one collection and one environment. */
 export class TaskStore {
@@ -71,6 +72,8 @@ export class TaskStore {
   private readonly writer: ConditionalWriter;
   private readonly creator: TaskCreator;
   private readonly policies: PolicyCreator;
+  private readonly queueQueries: QueueQueries;
+  private readonly adminWrites: AdminWrites;
   /** Document listeners opened by {@link watchTask} and not yet closed. */
   private openTaskListeners = 0;
   /** Coalesces single-document conditional writes. */
@@ -78,7 +81,7 @@ export class TaskStore {
   /** Groups atomic multi-document commits issued together. */
   readonly commits: CommitGrouper;
   private readonly collection: CollectionReference;
-  /** @internal Builds every query of the collection (shared with {@link TaskListing}). */
+  /** @internal Builds every query of the collection (shared with {@link TaskListing} and {@link QueueQueries}). */
   readonly queries: QueryBuilder;
   /** Administration's reads: listings, counts, bulk passes. */
   readonly listing: TaskListing;
@@ -108,6 +111,8 @@ export class TaskStore {
     this.commits = new CommitGrouper(this.writer, batching);
     this.creator = new TaskCreator(firestore, (id) => this.ref(this.docId(id)), this.ops, this.writer, callTimeoutMs);
     this.policies = new PolicyCreator({ ref: (docId) => this.ref(docId), decode: (raw) => this.decode(raw), writer: this.writer });
+    this.queueQueries = new QueueQueries(this);
+    this.adminWrites = new AdminWrites(this, (docId) => this.ref(docId));
   }
 
   /**
@@ -124,8 +129,10 @@ export class TaskStore {
     return this.collection.doc(docId);
   }
 
-  /** Awaits a read within the call deadline; a timeout becomes a BackendTimeoutError. */
-  /** @internal Shared with {@link TaskListing}. */
+  /**
+   * Awaits a read within the call deadline; a timeout becomes a BackendTimeoutError.
+   * @internal Shared with {@link TaskListing} and {@link AdminWrites}.
+   */
   async call<T>(promise: Promise<T>, what: string): Promise<T> {
     try {
       return await withDeadline(promise, this.callTimeoutMs, what);
@@ -136,7 +143,6 @@ export class TaskStore {
 
   // ---- creating -------------------------------------------------------------------------
 
-  /** Creates the task unless its document exists; true when created (exact even if an answer was lost). */
   /**
    * Creates the task unless its document exists (exact even if an answer was lost). Returns
    * null when it existed; when created, the task as written with its version (`head`, for a
@@ -232,59 +238,60 @@ export class TaskStore {
     return decoded;
   }
 
-  /** Runs a query within the call deadline, counting its billed reads. */
-  /** @internal Shared with {@link TaskListing}. */
+  /**
+   * Runs a query within the call deadline, counting its billed reads.
+   * @internal Shared with {@link TaskListing} and {@link QueueQueries}.
+   */
   async run(q: Query, what: string): Promise<QuerySnapshot> {
     const snap = await this.call(q.get(), what);
     this.ops.query(snap.size);
     return snap;
   }
 
-  /**
-   * The head of a kind's queue: tasks due by `now` (pending, cancelling, or running under an
-   * expired lease) in queue order, a page at a time. Malformed documents are returned apart.
-   * On a sharded queue, `shard` names the shard to read (the hot path; `after` continues in the
-   * shard it came from) or a list of shards (one `in` query; no cursor); without it, every shard
-   * is read, in as few queries as the disjunction limit allows, and the pages merged (no cursor).
-   */
-  async findClaimable(
+  /** Which of these task IDs exist (one round trip). */
+  async existing(ids: readonly string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const snaps = await this.call(this.firestore.getAll(...ids.map((id) => this.ref(this.docId(id)))), 'read tasks');
+    this.ops.read(snaps.length);
+    return new Set(ids.filter((_, i) => snaps[i]!.exists));
+  }
+
+  /** @internal Shared with {@link TaskListing} and {@link QueueQueries}. */
+  split(docs: readonly DocumentSnapshot[]): { tasks: VersionedTask[]; malformed: MalformedDocument[] } {
+    const tasks: VersionedTask[] = [];
+    const malformed: MalformedDocument[] = [];
+    for (const doc of docs) {
+      const decoded = this.decode(doc.data());
+      if (decoded.ok) tasks.push({ docId: doc.id, task: decoded.task, updateTime: doc.updateTime! });
+      else malformed.push({ docId: doc.id, reason: decoded.reason, updateTime: doc.updateTime! });
+    }
+    return { tasks, malformed };
+  }
+
+  // ---- the worker path's queue reads (QueueQueries) -------------------------------------
+
+  /** Tasks of a kind's queue due by `now`, in queue order, a page at a time; see {@link QueueQueries.findClaimable}. */
+  findClaimable(
     kind: string,
     statuses: readonly TaskStatus[],
     now: Date,
     limit: number,
     options: { after?: ClaimCursor; shard?: number | readonly number[] } = {},
   ): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[]; next: ClaimCursor | null }> {
-    const values = { env: this.env, kind, status: [...statuses] };
-    const after = options.after as unknown as CursorBox | undefined;
-    const shard = after?.shard ?? options.shard;
-    if (this.shards.sharded && shard === undefined) {
-      const pages = await Promise.all(
-        this.queries.wholeQueue(statuses.length).map((s) => this.run(this.queries.build('claimable', values, { upTo: now, shard: s }).limit(limit), `${kind}: due tasks`)),
-      );
-      const { tasks, malformed } = this.split(pages.flatMap((p) => p.docs));
-      return { tasks: tasks.sort(byQueueOrder).slice(0, limit), malformed, next: null };
-    }
-    let q = this.queries.build('claimable', values, { upTo: now, shard: shard ?? null });
-    if (after) q = q.startAfter(after.doc);
-    const snap = await this.run(q.limit(limit), `${kind}: due tasks`);
-    const last = snap.docs[snap.docs.length - 1];
-    const next = snap.docs.length === limit && last && typeof shard !== 'object' ? (({ shard: shard ?? null, doc: last }) satisfies CursorBox as unknown as ClaimCursor) : null;
-    return { ...this.split(snap.docs), next };
+    return this.queueQueries.findClaimable(kind, statuses, now, limit, options);
   }
 
   /** When the kind's next task comes due (a running one: when its lease expires); null if none. */
-  async nextDueAt(kind: string, statuses: readonly TaskStatus[]): Promise<Date | null> {
-    const values = { env: this.env, kind, status: [...statuses] };
-    const snaps = await Promise.all(
-      this.queries.wholeQueue(statuses.length).map((s) => this.run(this.queries.build('nextDue', values, { shard: s }).limit(1), `${kind}: next due`)),
-    );
-    let next: Date | null = null;
-    for (const doc of snaps.flatMap((snap) => snap.docs)) {
-      const decoded = this.decode(doc.data());
-      if (decoded.ok && (next === null || decoded.task.waitUntil < next)) next = decoded.task.waitUntil;
-    }
-    return next;
+  nextDueAt(kind: string, statuses: readonly TaskStatus[]): Promise<Date | null> {
+    return this.queueQueries.nextDueAt(kind, statuses);
   }
+
+  /** One resource key's tasks in the given statuses, in queue order. */
+  findByResourceKey(kind: string, resourceKey: string, statuses: readonly TaskStatus[], limit: number): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[] }> {
+    return this.queueQueries.findByResourceKey(kind, resourceKey, statuses, limit);
+  }
+
+  // ---- listeners ------------------------------------------------------------------------
 
   /**
    * Listens to the head of a kind's queue (the next task to come due, a running one's lease
@@ -330,39 +337,6 @@ export class TaskStore {
     return this.openTaskListeners;
   }
 
-  /** One resource key's tasks in the given statuses, in queue order. */
-  async findByResourceKey(kind: string, resourceKey: string, statuses: readonly TaskStatus[], limit: number): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[] }> {
-    const snap = await this.run(this.queries.build('keyQueue', { env: this.env, kind, resourceKey, status: [...statuses] }, { shard: this.shards.forKey(resourceKey) }).limit(limit), `${kind}: key queue`);
-    return this.split(snap.docs);
-  }
-
-
-
-  /** Which of these task IDs exist (one round trip). */
-  async existing(ids: readonly string[]): Promise<Set<string>> {
-    if (ids.length === 0) return new Set();
-    const snaps = await this.call(this.firestore.getAll(...ids.map((id) => this.ref(this.docId(id)))), 'read tasks');
-    this.ops.read(snaps.length);
-    return new Set(ids.filter((_, i) => snaps[i]!.exists));
-  }
-
-
-
-
-  /** @internal Shared with {@link TaskListing}. */
-  split(docs: readonly DocumentSnapshot[]): { tasks: VersionedTask[]; malformed: MalformedDocument[] } {
-    const tasks: VersionedTask[] = [];
-    const malformed: MalformedDocument[] = [];
-    for (const doc of docs) {
-      const decoded = this.decode(doc.data());
-      if (decoded.ok) tasks.push({ docId: doc.id, task: decoded.task, updateTime: doc.updateTime! });
-      else malformed.push({ docId: doc.id, reason: decoded.reason, updateTime: doc.updateTime! });
-    }
-    return { tasks, malformed };
-  }
-
-
-
   // ---- conditional writes ---------------------------------------------------------------
 
   /**
@@ -400,76 +374,20 @@ export class TaskStore {
     return Array.isArray(result) ? result : result.reason === 'exists' ? 'exists' : 'conflict';
   }
 
-  /**
-   * Optimistic read-decide-write loop for admin operations. `decide` sees the current task and
-   * returns the fields to write, or `null` to leave it. Each write carries its own mutation ID,
-   * so a write whose answer was lost is still recognised as applied.
-   */
-  async mutate(
-    id: string,
-    decide: (task: StoredTask) => TaskFields | null,
-  ): Promise<{ outcome: 'updated'; task: StoredTask } | { outcome: 'unchanged'; task: StoredTask } | { outcome: 'missing' }> {
-    const docId = this.docId(id);
-    for (let attempt = 0; ; attempt++) {
-      const current = await this.readDoc(docId);
-      if (!current) return { outcome: 'missing' };
-      if (!current.decoded.ok) throw new MalformedTaskError(docId, current.decoded.reason);
-      const fields = decide(current.decoded.task);
-      if (fields === null) return { outcome: 'unchanged', task: current.decoded.task };
-      const mutationId = randomUUID();
-      let written: ConditionalWriteResult;
-      try {
-        written = await this.updateIfUnchanged(docId, { ...fields, [MUTATION_ID]: mutationId }, current.updateTime, {
-          witness: (data) => data[MUTATION_ID] === mutationId,
-          what: `update "${id}"`,
-        });
-      } catch (err) {
-        throw publicTimeout(err, `update "${id}"`);
-      }
-      if (written.ok) return { outcome: 'updated', task: current.decoded.task };
-      if (written.reason === 'missing') return { outcome: 'missing' };
-      if (attempt >= 20) throw new Error(`task "${id}" kept changing while being updated`);
-    }
+  // ---- admin writes (AdminWrites) -------------------------------------------------------
+
+  /** Optimistic read-decide-write of one task for admin operations; see {@link AdminWrites.mutate}. */
+  mutate(id: string, decide: (task: StoredTask) => TaskFields | null): Promise<MutateResult> {
+    return this.adminWrites.mutate(id, decide);
   }
 
   /** Deletes a task; true when it existed. */
-  async delete(id: string): Promise<boolean> {
-    const ref = this.ref(this.docId(id));
-    const deadline = monotonicNow() + this.callTimeoutMs;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await withDeadline(ref.delete({ exists: true }), deadline - monotonicNow(), `delete "${id}"`);
-        this.ops.delete();
-        return true;
-      } catch (err) {
-        // NOT_FOUND after an ambiguous first try: gone now, by our delete or a concurrent one.
-        if (grpcCode(err) === GRPC.NOT_FOUND) return attempt > 0;
-        if (!isAmbiguous(err) || attempt >= 3) throw publicTimeout(err, `delete "${id}"`);
-        const snap = await this.call(ref.get(), `delete "${id}"`);
-        this.ops.read();
-        if (!snap.exists) {
-          this.ops.delete();
-          return true;
-        }
-      }
-    }
+  delete(id: string): Promise<boolean> {
+    return this.adminWrites.delete(id);
   }
 
   /** Deletes many tasks (at most 16 requests in flight); returns how many existed. */
-  async deleteMany(ids: readonly string[]): Promise<number> {
-    const limit = pLimit(16);
-    const deleted = await Promise.all([...new Set(ids)].map((id) => limit(() => this.delete(id))));
-    return deleted.filter(Boolean).length;
+  deleteMany(ids: readonly string[]): Promise<number> {
+    return this.adminWrites.deleteMany(ids);
   }
-}
-
-/** A claim cursor: the last document of a page, and the shard the page was read from. */
-interface CursorBox {
-  shard: number | null;
-  doc: DocumentSnapshot;
-}
-
-/** Queue order: due time, then creation order. */
-export function byQueueOrder(a: VersionedTask, b: VersionedTask): number {
-  return a.task.waitUntil.getTime() - b.task.waitUntil.getTime() || a.task.seq - b.task.seq;
 }

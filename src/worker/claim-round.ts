@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import type { HandlerSpec, ResolvedHandlerOptions } from '../handlers.js';
 import type { ClaimMode, HeldTask, Lease } from '../lease/lease.js';
 import type { OnceTaskLogger } from '../logger.js';
-import { Spawner } from '../spawner.js';
+import { Spawner } from '../schedule/spawner.js';
 import { keyBusyUntil } from '../store/key-lock.js';
 import type { ClaimCursor, VersionedLock, VersionedTask } from '../store/task-store.js';
 import { CLAIMABLE_STATUSES, OPEN_STATUSES } from '../task-document.js';

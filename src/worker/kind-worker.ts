@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import { ShutdownError } from '../errors.js';
 import { Execution } from './execution.js';
 import type { HandlerSpec, ResolvedHandlerOptions } from '../handlers.js';
-import type { HeldTask, Lease } from '../lease/lease.js';
+import type { Lease } from '../lease/lease.js';
 import type { LeaseProtocol } from '../lease/protocol.js';
 import type { Clock } from '../clock.js';
 import type { OnceTaskLogger } from '../logger.js';
@@ -13,8 +13,10 @@ import { QueueReader } from './queue-reader.js';
 import { watchSlow, within } from './timing.js';
 import { QueueWatcher } from './queue-watcher.js';
 import { ListenerRole } from './listener-role.js';
+import { LocalRuns, type ActiveRun } from './local-runs.js';
 import type { ProcessControl } from './process-control.js';
 import type { WorkerProbe } from '../testing/internals.js';
+import { LoopRecord } from './worker-probe.js';
 import type { TaskStore, VersionedTask } from '../store/task-store.js';
 import { CLAIMABLE_STATUSES } from '../task-document.js';
 import type { TaskDefinition } from '../task-definition.js';
@@ -53,12 +55,6 @@ export interface WorkerSettings {
   control: ProcessControl;
 }
 
-interface ActiveRun {
-  lease: Lease;
-  controller: AbortController;
-  done: Promise<void>;
-}
-
 /** Error backoff of the loop when Firestore is unreachable: 0.5 s doubling to 30 s. */
 const MIN_ERROR_BACKOFF_MS = 500;
 const MAX_ERROR_BACKOFF_MS = 30_000;
@@ -74,13 +70,12 @@ const LISTENER_OFF_WHEN_FULL_MS = 10_000;
 const ROLE_OFF_WHEN_SATURATED_MS = 250;
 
 export class KindWorker<S extends z.ZodType> {
-  private readonly running = new Map<string, ActiveRun>();
+  /** The runs in progress, by lease token. */
+  private readonly running: LocalRuns;
   /** Claim rounds in progress (0 or 1). */
   private rounds = 0;
   /** What the testing kit observes (see {@link probe}). */
-  private looks = 0;
-  private lastRound: { claimed: number; conflicts: number } | null = null;
-  private plannedLookAt: number | null = null;
+  private readonly record = new LoopRecord();
   /** Set by {@link crash}: nothing more is written, not even the release of the listener role. */
   private crashed = false;
   private readonly execution: Execution<S>;
@@ -113,6 +108,7 @@ export class KindWorker<S extends z.ZodType> {
     private readonly options: ResolvedHandlerOptions,
   ) {
     this.log = settings.logger.child({ kind: def.kind });
+    this.running = new LocalRuns(settings.store);
     this.execution = new Execution<S>({
       def,
       spec,
@@ -130,8 +126,8 @@ export class KindWorker<S extends z.ZodType> {
     this.claimer = new Claimer<S>(settings, def.kind, spec, options, this.reader, this.log, {
       stopping: () => this.stopping,
       paused: () => this.pausedUntil() !== null,
-      heldHere: (docId) => this.heldHere(docId),
-      isKeyHeldHere: (key) => this.isKeyHeldHere(key),
+      heldHere: (docId) => this.running.heldHere(docId),
+      isKeyHeldHere: (key) => this.running.isKeyHeldHere(key),
       run: (lease, key) => this.startRun(lease, key),
     });
     this.watcher = new QueueWatcher(
@@ -160,14 +156,8 @@ export class KindWorker<S extends z.ZodType> {
    * Another process cancelled a task and posted it to this process's inbox: if it runs here,
    * abort its signal now (after one read confirming the request is for this very attempt).
    */
-  async cancelPosted(docId: string): Promise<void> {
-    const held = this.heldHere(docId);
-    if (!held || held.cancelRequested) return;
-    const run = [...this.running.values()].find((r) => r.lease.tasks.includes(held));
-    const current = await this.settings.store.readDoc(docId).catch(() => null);
-    if (!run || !current?.decoded.ok) return;
-    const { task } = current.decoded;
-    if (task.cancelRequested && task.lease?.token === run.lease.token) this.cancelLocal(docId);
+  cancelPosted(docId: string): Promise<void> {
+    return this.running.cancelPosted(docId);
   }
 
   /** Whether this kind has an `onCancel` handler. */
@@ -205,13 +195,7 @@ export class KindWorker<S extends z.ZodType> {
 
   /** Aborts the local run of a task whose cancellation was just requested in this process. */
   cancelLocal(docId: string): void {
-    for (const run of this.running.values()) {
-      const held = run.lease.tasks.find((t) => t.docId === docId);
-      if (held && !held.cancelRequested) {
-        held.cancelRequested = true;
-        run.lease.onCancelRequested?.(held);
-      }
-    }
+    this.running.cancelLocal(docId);
   }
 
   /**
@@ -238,8 +222,8 @@ export class KindWorker<S extends z.ZodType> {
 
   /** Sleeps (the loop is idle, or waiting for a slot); `lookAt`: the wall time it means to look again because something comes due then. */
   private sleep(ms: number, lookAt: number | null = null): Promise<void> {
-    this.looks++;
-    this.plannedLookAt = lookAt;
+    this.record.looks++;
+    this.record.plannedLookAt = lookAt;
     if (this.wokenEarly || this.stopping) {
       this.wokenEarly = false;
       return Promise.resolve();
@@ -289,13 +273,13 @@ export class KindWorker<S extends z.ZodType> {
       try {
         const { claimed, conflicts, nextDueAt, blocked, drained, handOversOnly, overflow, queueShort } = await this.watchedRound(free, spread, !listen);
         errorBackoff = MIN_ERROR_BACKOFF_MS;
-        this.lastRound = { claimed, conflicts };
+        this.record.lastRound = { claimed, conflicts };
         // (Checked while full, above: a pile-up with free slots is the backend being slow, and
         // more processes would not clear it.)
         // Saturated: work was left over, or every slot is now in use and the listener has already
         // shown the next due head (a backlog drained at exactly our pace through hand-overs looks
         // like a trickle otherwise, and the role would never be handed on).
-        if (overflow || (claimed >= free && this.reader.offeredHeads().some((t) => !this.heldHere(t.docId)))) this.saturatedSince ??= Date.now();
+        if (overflow || (claimed >= free && this.reader.offeredHeads().some((t) => !this.running.heldHere(t.docId)))) this.saturatedSince ??= Date.now();
         else if (claimed < free) this.saturatedSince = null; // slots left over: no longer saturated
         spread = conflicts > 0;
         // The queue moved: look again at once — unless the listener is attached and either the
@@ -328,25 +312,7 @@ export class KindWorker<S extends z.ZodType> {
 
   /** What the testing kit sees of this worker (see `src/testing/internals.ts`). */
   get probe(): WorkerProbe {
-    const worker = this;
-    return {
-      kind: this.def.kind,
-      get ready() {
-        return worker.settings.control.ready;
-      },
-      get busy() {
-        return worker.busy;
-      },
-      get rounds() {
-        return worker.looks;
-      },
-      get lastRound() {
-        return worker.lastRound;
-      },
-      get plannedLookAt() {
-        return worker.plannedLookAt;
-      },
-    };
+    return this.record.probe(this.def.kind, () => this.settings.control.ready, () => this.busy);
   }
 
   /**
@@ -406,31 +372,13 @@ export class KindWorker<S extends z.ZodType> {
     return this.settings.store.nextDueAt(this.def.kind, CLAIMABLE_STATUSES);
   }
 
-  /** The task as held in this process (running, or its aborted handler has not returned yet), if it is. */
-  private heldHere(docId: string): HeldTask | undefined {
-    for (const run of this.running.values()) {
-      const held = run.lease.tasks.find((t) => t.docId === docId);
-      if (held) return held;
-    }
-    return undefined;
-  }
-
-  /**
-   * Whether a run in this process holds the key. Normally the key lock says so; but a run whose
-   * lease was lost or expired while its handler ignores the signal holds the key only here.
-   */
-  private isKeyHeldHere(key: string): boolean {
-    for (const run of this.running.values()) if (run.lease.tasks.some((t) => t.task.resourceKey === key)) return true;
-    return false;
-  }
-
   /** Runs a lease the claimer just won, in a slot of its own; `key` is its resource key (null without one). */
   private startRun(lease: Lease, key: string | null): void {
     // Claimed while stop() was under way: the execution hands it straight back, never running it.
     const controller = new AbortController();
     const id = lease.token;
     const run: ActiveRun = { lease, controller, done: Promise.resolve() };
-    this.running.set(id, run);
+    this.running.add(id, run);
     run.done = this.execution.run(lease, controller).finally(() => {
       const wasFull = this.running.size >= this.options.concurrency;
       this.running.delete(id);

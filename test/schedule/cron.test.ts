@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { InvalidOptionsError } from '../../src/errors.js';
-import { planSpawn, prepareRecurrence, type RecurrenceOptions, type SeriesCursor } from '../../src/recurrence.js';
+import { prepareRecurrence, type RecurrenceOptions, type SeriesCursor } from '../../src/schedule/recurrence.js';
+import { planSpawn } from '../../src/schedule/spawn-plan.js';
 import { cronToRRule } from '../../src/schedule/cron.js';
 import { everySeconds, everyToRRule } from '../../src/schedule/every.js';
 

@@ -1,8 +1,8 @@
-import { MalformedTaskError, toError } from './errors.js';
-import type { OnceTaskLogger } from './logger.js';
-import { planSpawn, type SpawnPlan } from './recurrence.js';
-import type { ConditionalWrite, TaskFields, TaskStore, VersionedTask } from './store/task-store.js';
-import { GENERATOR_MARKER, newTaskFields, OPEN_STATUSES } from './task-document.js';
+import { MalformedTaskError, toError } from '../errors.js';
+import type { OnceTaskLogger } from '../logger.js';
+import { planSpawn, type SpawnPlan } from './spawn-plan.js';
+import type { ConditionalWrite, TaskFields, TaskStore, VersionedTask } from '../store/task-store.js';
+import { GENERATOR_MARKER, newTaskFields, OPEN_STATUSES } from '../task-document.js';
 
 /**
  * Spawning of recurring tasks. A due generator creates the occurrence task(s) of its due
