@@ -77,24 +77,34 @@ export class TaskListing {
   async reshard(statuses: readonly TaskStatus[]): Promise<{ checked: number; moved: number }> {
     let checked = 0;
     let moved = 0;
+    for await (const tasks of this.openPages(statuses, 'reshard')) {
+      checked += tasks.length;
+      for (const { docId, task } of tasks) {
+        const shard = this.store.shards.forTask(docId, task.resourceKey);
+        if (task.shard === shard) continue;
+        const result = await this.store.mutate(task.id, (current) => (current.shard === shard ? null : { shard }));
+        if (result.outcome === 'updated') moved++;
+      }
+    }
+    return { checked, moved };
+  }
+
+  /**
+   * Pages of the open tasks in the given statuses, whatever their shard, in document-ID order:
+   * a stable cursor, whatever the caller changes on the way (a page is read after the last one
+   * was handled).
+   */
+  private async *openPages(statuses: readonly TaskStatus[], what: string): AsyncGenerator<VersionedTask[]> {
     for (const status of statuses) {
       let after: string | undefined;
       do {
         let q = this.store.queries.build('openById', { env: this.store.env, status });
         if (after !== undefined) q = q.startAfter(after);
-        const snap = await this.store.run(q.limit(RESHARD_PAGE), 'reshard');
-        const { tasks } = this.store.split(snap.docs);
-        checked += tasks.length;
-        for (const { docId, task } of tasks) {
-          const shard = this.store.shards.forTask(docId, task.resourceKey);
-          if (task.shard === shard) continue;
-          const result = await this.store.mutate(task.id, (current) => (current.shard === shard ? null : { shard }));
-          if (result.outcome === 'updated') moved++;
-        }
+        const snap = await this.store.run(q.limit(RESHARD_PAGE), what);
+        yield this.store.split(snap.docs).tasks;
         after = snap.docs.length === RESHARD_PAGE ? snap.docs[snap.docs.length - 1]!.id : undefined;
       } while (after !== undefined);
     }
-    return { checked, moved };
   }
 
   /**
@@ -118,16 +128,7 @@ export class TaskListing {
    */
   async openTasks(statuses: readonly TaskStatus[]): Promise<StoredTask[]> {
     const found: StoredTask[] = [];
-    for (const status of statuses) {
-      let after: string | undefined;
-      do {
-        let q = this.store.queries.build('openById', { env: this.store.env, status });
-        if (after !== undefined) q = q.startAfter(after);
-        const snap = await this.store.run(q.limit(RESHARD_PAGE), 'open tasks');
-        found.push(...this.store.split(snap.docs).tasks.map((t) => t.task));
-        after = snap.docs.length === RESHARD_PAGE ? snap.docs[snap.docs.length - 1]!.id : undefined;
-      } while (after !== undefined);
-    }
+    for await (const tasks of this.openPages(statuses, 'open tasks')) found.push(...tasks.map((t) => t.task));
     return found;
   }
 

@@ -16,20 +16,20 @@ export function checkRef(firestore: MemoryFirestore, ref: unknown): MemoryDocume
   return ref;
 }
 
-/** Writes committed together, atomically. */
-export class MemoryWriteBatch {
-  private readonly writes: WriteOp[] = [];
-  private committed = false;
+/**
+ * The write methods a batch and a transaction share: each queues one write, built (and its
+ * data checked) at once, as the SDK does; `accept` says whether writes may still be queued.
+ */
+export abstract class QueuedWrites {
+  protected readonly writes: WriteOp[] = [];
 
-  constructor(private readonly firestore: MemoryFirestore) {}
+  constructor(protected readonly firestore: MemoryFirestore) {}
 
-  /** Number of writes queued. */
-  get _size(): number {
-    return this.writes.length;
-  }
+  /** Throws if no more writes may be queued (committed, read-only). */
+  protected abstract accept(): void;
 
   private add(op: () => WriteOp): this {
-    if (this.committed) throw new Error('Cannot modify a WriteBatch that has been committed.');
+    this.accept();
     this.writes.push(op());
     return this;
   }
@@ -48,6 +48,20 @@ export class MemoryWriteBatch {
 
   delete(ref: MemoryDocumentReference, precondition?: { exists?: boolean; lastUpdateTime?: unknown }): this {
     return this.add(() => deleteWrite(checkRef(this.firestore, ref).path, precondition));
+  }
+}
+
+/** Writes committed together, atomically. */
+export class MemoryWriteBatch extends QueuedWrites {
+  private committed = false;
+
+  /** Number of writes queued. */
+  get _size(): number {
+    return this.writes.length;
+  }
+
+  protected accept(): void {
+    if (this.committed) throw new Error('Cannot modify a WriteBatch that has been committed.');
   }
 
   /** Applies every write or none (the first refusal's coded error); results in the order written. */

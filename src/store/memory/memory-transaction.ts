@@ -1,10 +1,9 @@
-import { checkRef } from './memory-batch.js';
+import { checkRef, QueuedWrites } from './memory-batch.js';
 import { CODE, MemoryFirestoreError } from './memory-errors.js';
 import type { MemoryFirestore } from './memory-firestore.js';
-import type { WriteOp } from './memory-mutations.js';
 import { executeQuery } from './memory-query-engine.js';
 import { MemoryAggregateQuery, MemoryQuery } from './memory-query.js';
-import { createWrite, deleteWrite, setWrite, updateWrite, type MemoryDocumentReference, type SetOptions } from './memory-reference.js';
+import type { MemoryDocumentReference } from './memory-reference.js';
 import { MemoryAggregateQuerySnapshot, MemoryDocumentChange, MemoryDocumentSnapshot, MemoryQueryDocumentSnapshot, MemoryQuerySnapshot } from './memory-snapshots.js';
 
 /**
@@ -22,17 +21,18 @@ const READ_AFTER_WRITE = 'Firestore transactions require all reads to be execute
 const pause: () => Promise<void> = ((immediate) => () => new Promise<void>((resolve) => void immediate(resolve)))(setImmediate);
 
 /** One attempt of a transaction. */
-export class MemoryTransaction {
+export class MemoryTransaction extends QueuedWrites {
   /** Version (micros; null: absent) of each document as first read. */
   private readonly seen = new Map<string, number | null>();
   /** Each query read, and the fingerprint of its result. */
   private readonly queries: { query: MemoryQuery; fingerprint: string }[] = [];
-  private readonly writes: WriteOp[] = [];
 
   constructor(
-    private readonly firestore: MemoryFirestore,
+    firestore: MemoryFirestore,
     private readonly readOnly: boolean,
-  ) {}
+  ) {
+    super(firestore);
+  }
 
   /** Reads a document, a query, or a count (before any write of this transaction). */
   get(ref: MemoryDocumentReference): Promise<MemoryDocumentSnapshot>;
@@ -66,26 +66,8 @@ export class MemoryTransaction {
     });
   }
 
-  private add(build: () => WriteOp): this {
+  protected accept(): void {
     if (this.readOnly) throw new Error('Firestore read-only transactions cannot execute writes.');
-    this.writes.push(build());
-    return this;
-  }
-
-  create(ref: MemoryDocumentReference, data: unknown): this {
-    return this.add(() => createWrite(this.firestore, checkRef(this.firestore, ref).path, data));
-  }
-
-  set(ref: MemoryDocumentReference, data: unknown, options?: SetOptions): this {
-    return this.add(() => setWrite(this.firestore, checkRef(this.firestore, ref).path, data, options));
-  }
-
-  update(ref: MemoryDocumentReference, dataOrField: unknown, ...preconditionOrValues: unknown[]): this {
-    return this.add(() => updateWrite(this.firestore, checkRef(this.firestore, ref).path, dataOrField, preconditionOrValues));
-  }
-
-  delete(ref: MemoryDocumentReference, precondition?: { exists?: boolean; lastUpdateTime?: unknown }): this {
-    return this.add(() => deleteWrite(checkRef(this.firestore, ref).path, precondition));
   }
 
   /** @internal Commits the writes if nothing read has changed; throws ABORTED if something has. */
