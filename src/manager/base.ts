@@ -65,7 +65,7 @@ export abstract class OnceTaskManagerBase {
     this.pool = parts.pool;
     this.clock = parts.clock;
     const { pool, store } = parts;
-    registerInternals(this, { store, started: () => pool.isStarted, workers: () => pool.probes(), wakeAll: () => pool.wakeAll(), crash: () => pool.crash() });
+    registerInternals(this, { store, started: () => pool.isStarted, everStarted: () => pool.wasStarted, workers: () => pool.probes(), wakeAll: () => pool.wakeAll(), crash: () => pool.crash() });
   }
 
   // ---- reading --------------------------------------------------------------------------

@@ -27,6 +27,8 @@ export interface ManagerInternals {
   readonly store: TaskStore;
   /** Whether its workers are started. */
   started(): boolean;
+  /** Whether they were ever started (a manager the test stopped stays stopped). */
+  everStarted(): boolean;
   /** Its workers, by kind. */
   workers(): readonly WorkerProbe[];
   /** Makes every worker of the manager look at its queue now. */

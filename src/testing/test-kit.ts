@@ -62,7 +62,7 @@ export interface TestKit {
   readonly runs: readonly TaskRun[];
   /** The kit's current time. */
   now(): Date;
-  /** A new manager on the kit's backend, environment and clock; stopped by `teardown()`. Start it (or use `drain`/`advance`, which start every kit manager). */
+  /** A new manager on the kit's backend, environment and clock; stopped by `teardown()`. Start it, or let `drain`/`advance` start it (they start every kit manager never started; one the test stopped stays stopped). */
   manager(options?: KitManagerOptions): OnceTaskManager;
   /**
    * Moves a manual clock forward by `duration` (ms, or `90s`, `25h`, `7d`...), stopping at every
@@ -173,13 +173,14 @@ class Kit implements TestKit {
     return manager;
   }
 
+  /** The kit managers whose workers run (not crashed, not stopped by the test). */
   private live(): ManagerInternals[] {
-    return this.managers.filter((m) => !this.crashed.has(m)).map((m) => internalsOf(m));
+    return this.managers.filter((m) => !this.crashed.has(m)).map((m) => internalsOf(m)).filter((m) => m.started());
   }
 
-  /** Starts every kit manager that is not started (advance and drain run what is due). */
+  /** Starts every kit manager never started (advance and drain run what is due); one the test stopped stays stopped. */
   private startAll(): void {
-    for (const m of this.managers) if (!this.crashed.has(m) && !internalsOf(m).started()) m.start();
+    for (const m of this.managers) if (!this.crashed.has(m) && !internalsOf(m).everStarted()) m.start();
   }
 
   /**

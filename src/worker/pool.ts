@@ -49,6 +49,8 @@ export interface PoolSettings {
 
 export class WorkerPool {
   private started = false;
+  /** Whether it was ever started (the testing kit starts only managers a test has not started and stopped itself). */
+  private everStarted = false;
 
   constructor(
     private readonly settings: PoolSettings,
@@ -98,6 +100,7 @@ export class WorkerPool {
   start(): void {
     if (this.started) return;
     this.started = true;
+    this.everStarted = true;
     this.settings.control.start();
     for (const [kind, worker] of this.workers) this.startWorker(kind, worker);
     this.settings.gauges?.start();
@@ -114,6 +117,7 @@ export class WorkerPool {
         clock: this.settings.clock,
         startKinds: (kinds) => {
           this.started = true;
+          this.everStarted = true;
           this.settings.control.start();
           for (const kind of kinds) this.startWorker(kind, this.workers.get(kind)!);
         },
@@ -143,6 +147,11 @@ export class WorkerPool {
   /** Whether the workers are started. */
   get isStarted(): boolean {
     return this.started;
+  }
+
+  /** Whether they were ever started. */
+  get wasStarted(): boolean {
+    return this.everStarted;
   }
 
   /** What the testing kit sees of each worker. */
