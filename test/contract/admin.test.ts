@@ -43,10 +43,11 @@ describe.each(BACKENDS)('%s backend', (backend) => {
     expect((await tasks.getMany(['job-1', 'job-2'])).map((t) => t!.status)).toEqual(['failed', 'succeeded']);
 
     await kit.advance('1h');
-    await tasks.stop({ graceMs: 0 }); // no worker reacts to the reset before the assertions (the drain below restarts it)
+    await tasks.stop({ graceMs: 0 }); // no worker reacts to the reset before the assertions
     expect(await tasks.reset(['job-1', 'job-2'])).toBe(2);
     expect(await tasks.get('job-1')).toMatchObject({ status: 'pending', attempts: 0, errors: [], errorCount: 0, result: null, lease: null, waitUntil: kit.now() });
     failing = false;
+    tasks.start();
     await kit.drain();
     expect((await tasks.getMany(['job-1', 'job-2'])).map((t) => [t!.status, t!.attempts, t!.result])).toEqual([['succeeded', 1, 'ok 1'], ['succeeded', 1, 'ok 2']]);
     expect(await tasks.reset(['missing'])).toBe(0);
@@ -74,15 +75,18 @@ describe.each(BACKENDS)('%s backend', (backend) => {
 
     await tasks.retryNow('job-1');
     expect(await tasks.get('job-1')).toMatchObject({ status: 'pending', attempts: 1, errorCount: 1, waitUntil: kit.now() });
+    tasks.start();
     await kit.drain();
     expect(await tasks.get('job-1')).toMatchObject({ status: 'succeeded', attempts: 2, errorCount: 1 });
 
     await tasks.create(job, { n: 2 });
+    tasks.start();
     await kit.advance('2h');
     await tasks.stop({ graceMs: 0 });
     expect(await tasks.get('job-2')).toMatchObject({ status: 'failed', attempts: 2, errorCount: 2 });
     await tasks.retryNow('job-2');
     expect(await tasks.get('job-2')).toMatchObject({ status: 'pending', attempts: 0, errorCount: 0, errors: [] });
+    tasks.start();
     await kit.drain();
     expect(await tasks.get('job-2')).toMatchObject({ status: 'pending', attempts: 1, errorCount: 1 }); // failed again, retry in 1 h
 

@@ -188,7 +188,7 @@ describe.each(BACKENDS)('%s backend', (backend) => {
     expect(reason).toBeInstanceOf(ShutdownError);
     expect(await leaving.get('job-1')).toMatchObject({ status: 'pending', attempts: 0, errorCount: 0, lease: null });
     expect(kit.runs.map((r) => r.outcome)).toEqual(['released']);
-    // Another process (or this one restarted: the kit's drain starts every kit manager) runs it.
+    // Another process runs it (the kit's drain starts the new manager; the stopped one stays stopped).
     kit.manager().handle(job, handler, { leaseMs: LEASE_MS });
     await kit.drain();
     expect(attempts).toEqual([1, 1]);
