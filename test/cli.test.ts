@@ -104,6 +104,20 @@ describe('the oncetask CLI', () => {
     expect(missing.stderr).toMatch(/task "job-9" does not exist/);
   }, 60_000);
 
+  it('pause, paused and resume steer kinds in every process', async () => {
+    const m = makeManager(db);
+    expect(json(cli(m.env, 'pause', '--kind', 'job', '--json'))).toEqual({ paused: 'job', until: null });
+    const timed = json(cli(m.env, 'pause', '--for', '30m', '--json')) as { until: string };
+    expect(new Date(timed.until).getTime()).toBeGreaterThan(Date.now() + 29 * 60_000);
+    expect((await m.paused()).map((p) => p.kind).sort()).toEqual(['job', null].sort());
+    expect(cli(m.env, 'paused').stdout).toMatch(/^job {2}since \S+$/m);
+    expect(json(cli(m.env, 'resume', '--kind', 'job', '--json'))).toEqual({ resumed: 'job' });
+    expect((await m.paused()).map((p) => p.kind)).toEqual([null]);
+    cli(m.env, 'resume');
+    expect(await m.paused()).toEqual([]);
+    expect(cli(m.env, 'pause', '--for', 'ever').code).toBe(2);
+  }, 60_000);
+
   it('bad arguments exit 2 with a clear message', () => {
     const env = uniqueEnv();
     expect(cli(env, 'lst').code).toBe(2);

@@ -221,6 +221,40 @@ export function buildProgram(): Command {
     );
 
   program
+    .command('pause')
+    .description('stop every worker of a kind (or of all kinds) from claiming, in every process, within about a second')
+    .option('--kind <kind>', 'the kind to pause (default: every kind)')
+    .option('--for <duration>', 'resume by itself after this long, e.g. 30m')
+    .action(
+      withManager(program, async (m, options, cmd: { kind?: string; for?: string }) => {
+        const until = cmd.for === undefined ? undefined : new Date(Date.now() + parseDuration(cmd.for));
+        await m.pause({ ...(cmd.kind ? { kind: cmd.kind } : {}), ...(until ? { until } : {}) });
+        print(options, { paused: cmd.kind ?? null, until: until ?? null }, () => `paused ${cmd.kind ?? 'every kind'}${until ? ` until ${until.toISOString()}` : ''}`);
+      }),
+    );
+
+  program
+    .command('resume')
+    .description('lift the pause of a kind (default: every pause)')
+    .option('--kind <kind>', 'the kind to resume')
+    .action(
+      withManager(program, async (m, options, cmd: { kind?: string }) => {
+        await m.resume(cmd.kind ? { kind: cmd.kind } : {});
+        print(options, { resumed: cmd.kind ?? null }, () => `resumed ${cmd.kind ?? 'every kind'}`);
+      }),
+    );
+
+  program
+    .command('paused')
+    .description('the pauses in force')
+    .action(
+      withManager(program, async (m, options) => {
+        const pauses = await m.paused();
+        print(options, { pauses }, () => pauses.map((p) => `${p.kind ?? '(every kind)'}  since ${p.since.toISOString()}${p.until ? `  until ${p.until.toISOString()}` : ''}`).join('\n') || '(none)');
+      }),
+    );
+
+  program
     .command('schedule-pause <id>')
     .description('pause a recurring generator: it spawns nothing until schedule-resume')
     .action(
