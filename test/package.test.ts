@@ -74,15 +74,21 @@ const flaky = defineTask({ kind: 'flaky', schema: z.object({ n: z.number() }), i
   const runs = await kit.advance('1m');
   console.log('runs: ' + runs.map((r) => r.outcome + '@' + r.at.toISOString().slice(11, 19)).join(' '));
   await kit.teardown();
+  // One copy of the library behind both entry points: its errors are the same classes.
+  const real = await createTestKit({ clock: 'real' });
+  await real.advance('1s').catch((err) => console.log('same classes: ' + (err instanceof InvalidOptionsError)));
+  await real.teardown();
 })();
 `;
 
   it('oncetask/testing works through require and import, without an emulator', () => {
     const expected = 'runs: retrying@10:00:00 retrying@10:00:01 succeeded@10:00:03';
-    const cjs = runScript('kit.cjs', kitScript(`const { defineTask, exponentialBackoff } = require('oncetask');\nconst { createTestKit } = require('oncetask/testing');\nconst { z } = require('zod');`));
+    const cjs = runScript('kit.cjs', kitScript(`const { defineTask, exponentialBackoff, InvalidOptionsError } = require('oncetask');\nconst { createTestKit } = require('oncetask/testing');\nconst { z } = require('zod');`));
     expect(cjs).toContain(expected);
-    const esm = runScript('kit.mjs', kitScript(`import { defineTask, exponentialBackoff } from 'oncetask';\nimport { createTestKit } from 'oncetask/testing';\nimport { z } from 'zod';`));
+    expect(cjs).toContain('same classes: true');
+    const esm = runScript('kit.mjs', kitScript(`import { defineTask, exponentialBackoff, InvalidOptionsError } from 'oncetask';\nimport { createTestKit } from 'oncetask/testing';\nimport { z } from 'zod';`));
     expect(esm).toContain(expected);
+    expect(esm).toContain('same classes: true');
   }, 90_000);
 
   it('installs the oncetask command', () => {

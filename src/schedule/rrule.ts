@@ -1,4 +1,4 @@
-import rrulePkg from 'rrule';
+import * as rruleModule from 'rrule';
 import type { Options as RRuleOptions, RRule as RRuleType } from 'rrule';
 import { InvalidOptionsError } from '../errors.js';
 import { toFloating } from './timezone.js';
@@ -9,8 +9,10 @@ import { toFloating } from './timezone.js';
  * the package would accept out of range is refused with the field named.
  */
 
-// rrule ships CommonJS for Node; its default export carries the classes.
-export const { RRule } = rrulePkg as unknown as { RRule: typeof RRuleType };
+// rrule ships CommonJS for Node: imported from ESM its classes sit on the default export, required
+// (the CommonJS build) on the module itself.
+const rrule = rruleModule as unknown as { RRule?: typeof RRuleType; default?: { RRule: typeof RRuleType } };
+export const RRule: typeof RRuleType = rrule.RRule ?? rrule.default!.RRule;
 
 /** Throws the {@link InvalidOptionsError} of a recurrence that cannot be used. */
 export function invalidRecurrence(message: string): never {
