@@ -121,6 +121,23 @@ describe('strict order per key', () => {
     expect(order).toEqual(['o-1#1', 'o-2#1']);
   });
 
+  it('with handleGroup, a task of a group that will be retried blocks its key for the tasks after it', async () => {
+    const def = orderedKind(true);
+    const m = makeManager(db);
+    const calls: string[][] = [];
+    m.handleGroup(def, (tasks) => {
+      calls.push(tasks.map((t) => `${t.id}#${t.attempt}`));
+      return tasks.map((t) => (t.data.failFirst && t.attempt === 1 ? new Error('first attempt fails') : 'ok'));
+    }, { retry: fixedDelay({ delayMs: 600, maxAttempts: 3 }) });
+    await m.create(def, { n: 1, failFirst: true });
+    m.start();
+    await waitFor(() => calls.length === 1);
+    await m.create(def, { n: 2 }); // created while o-1 waits for its retry
+    await waitFor(async () => (await m.countByStatus(def)).succeeded === 2, { timeoutMs: 8000 });
+    // o-2 never ran before o-1's retry: it came in the retry's group, behind it.
+    expect(calls).toEqual([['o-1#1'], ['o-1#2', 'o-2#1']]);
+  });
+
   it('needs a resource key', () => {
     expect(() => defineTask({ kind: 'x', schema: z.object({}), id: () => 'x', strictOrder: true })).toThrow(/strictOrder needs a resourceKey/);
   });
