@@ -1,25 +1,16 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fixedDelay } from '../src/index.js';
-import { emulatorHost, TEST_PROJECT_ID, uniqueEnv, useFirestore, waitFor } from './fixture.js';
-import { makeManager, TEST_COLLECTION } from './support.js';
+import { TEST_PROJECT_ID, uniqueEnv, useFirestore, waitFor } from './fixture.js';
+import { makeManager, runCli, TEST_COLLECTION } from './support.js';
 import { jobTask, keyedTask } from './tasks.js';
 
 const db = useFirestore();
 const dir = mkdtempSync(join(tmpdir(), 'oncetask-cli-'));
 
-/** Runs the CLI as a child process against the emulator. */
-function cli(env: string, ...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const child = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', '--project', TEST_PROJECT_ID, '--env', env, '--collection', TEST_COLLECTION, ...args], {
-    encoding: 'utf8',
-    timeout: 60_000,
-    env: { ...process.env, FIRESTORE_EMULATOR_HOST: emulatorHost() },
-  });
-  return { code: child.status, stdout: child.stdout, stderr: child.stderr };
-}
+const cli = runCli;
 const json = (r: { stdout: string }) => JSON.parse(r.stdout) as Record<string, unknown>;
 
 describe('the oncetask CLI', () => {

@@ -1,15 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { useFirestore, waitFor } from './fixture.js';
-import { jobTask, makeManager, startWorkerProcess } from './support.js';
+import { jobTask, makeManager, readLedger, startWorkerProcess } from './support.js';
 
 const db = useFirestore();
-
-interface LedgerEntry {
-  taskId: string;
-  start: number;
-  end?: number;
-  aborted?: boolean;
-}
 
 describe('cancel reaches a task running in another process', () => {
   it('aborts its signal within about a second although its lease (10 min) is renewed only every 200 s', async () => {
@@ -22,7 +15,7 @@ describe('cancel reaches a task running in another process', () => {
     const cancelledAt = Date.now();
     expect(await m.cancel('job-1')).toBe(1);
     const entry = await waitFor(async () => {
-      const doc = (await db.collection(ledger).get()).docs.map((d) => d.data() as LedgerEntry).find((e) => e.taskId === 'job-1');
+      const doc = (await readLedger(db, ledger)).find((e) => e.taskId === 'job-1');
       return doc?.end !== undefined ? doc : undefined;
     }, { message: 'job-1 aborted', timeoutMs: 10_000 });
     expect(entry.aborted).toBe(true);
@@ -30,7 +23,7 @@ describe('cancel reaches a task running in another process', () => {
     await waitFor(async () => (await m.get('job-1'))?.status === 'cancelled', { timeoutMs: 5000 });
     // The other task of that process runs on.
     expect((await m.get('job-2'))!.status).toBe('running');
-    const other = (await db.collection(ledger).get()).docs.map((d) => d.data() as LedgerEntry).find((e) => e.taskId === 'job-2');
+    const other = (await readLedger(db, ledger)).find((e) => e.taskId === 'job-2');
     expect(other?.end).toBeUndefined();
   });
 });

@@ -2,19 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineTask, fixedDelay } from '../src/index.js';
 import { useFirestore, waitFor } from './fixture.js';
-import { makeManager, sleep, startWorkerProcess } from './support.js';
+import { makeManager, readLedger, sleep, startWorkerProcess } from './support.js';
 import { keyedTask } from './tasks.js';
 
 const db = useFirestore();
-
-interface LedgerEntry {
-  taskId: string;
-  pid: number;
-  start: number;
-  end?: number;
-}
-const readLedger = async (ledger: string): Promise<LedgerEntry[]> =>
-  (await db.collection(ledger).get()).docs.map((d) => d.data() as LedgerEntry).sort((a, b) => a.start - b.start);
 
 /** A keyed kind whose payload says whether its first attempt fails. */
 function orderedKind(strictOrder: boolean) {
@@ -35,7 +26,7 @@ describe('cooldown per resource key', () => {
     await m.createMany(keyedTask, Array.from({ length: 4 }, (_, i) => ({ n: i, key: 'k', sleepMs: 100 })));
     await m.create(keyedTask, { n: 99, key: 'other' });
     await waitFor(async () => (await m.countByStatus(keyedTask)).succeeded === 5, { timeoutMs: 20_000 });
-    const runs = (await readLedger(ledger)).filter((e) => e.taskId !== 'keyed-99');
+    const runs = (await readLedger(db, ledger)).filter((e) => e.taskId !== 'keyed-99');
     expect(runs).toHaveLength(4);
     for (let i = 1; i < runs.length; i++) expect(runs[i]!.start - runs[i - 1]!.end!).toBeGreaterThanOrEqual(800);
   });
@@ -47,7 +38,7 @@ describe('cooldown per resource key', () => {
     await m.create(keyedTask, { n: 1, key: 'k', sleepMs: 50 });
     await waitFor(async () => (await m.get('keyed-1'))?.status === 'succeeded');
     child.kill('SIGKILL');
-    const [first] = await readLedger(ledger);
+    const [first] = await readLedger(db, ledger);
     const starts: number[] = [];
     m.handle(keyedTask, () => void starts.push(Date.now()), { cooldownMs: 1500 });
     m.start();
@@ -64,12 +55,12 @@ describe('cooldown per resource key', () => {
     const settings = { KIND: 'keyed', COOLDOWN_MS: '1500', LEASE_MS: '1000', CONCURRENCY: '1' };
     const doomed = await startWorkerProcess(m.env, ledger, settings);
     await m.create(keyedTask, { n: 1, key: 'k', sleepMs: 60_000 });
-    await waitFor(async () => (await readLedger(ledger)).length === 1, { message: 'first task started' });
+    await waitFor(async () => (await readLedger(db, ledger)).length === 1, { message: 'first task started' });
     await m.create(keyedTask, { n: 2, key: 'k' });
     doomed.kill('SIGKILL');
     const killedAt = Date.now();
     await startWorkerProcess(m.env, ledger, settings);
-    const second = await waitFor(async () => (await readLedger(ledger))[1], { timeoutMs: 15_000, message: 'a second run' });
+    const second = await waitFor(async () => (await readLedger(db, ledger))[1], { timeoutMs: 15_000, message: 'a second run' });
     // Lease (up to 1 s after the kill) + skew allowance + the cooldown.
     expect(second.start - killedAt).toBeGreaterThanOrEqual(1500);
   });

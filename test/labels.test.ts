@@ -1,9 +1,8 @@
-import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineTask, InvalidOptionsError, MAX_LABELS, PRIORITY_STEP_MS } from '../src/index.js';
-import { emulatorHost, TEST_PROJECT_ID, useFirestore } from './fixture.js';
-import { makeManager, TEST_COLLECTION } from './support.js';
+import { useFirestore } from './fixture.js';
+import { makeManager, runCli, TEST_COLLECTION } from './support.js';
 
 const db = useFirestore();
 
@@ -27,14 +26,7 @@ async function refusal(fn: () => unknown): Promise<InvalidOptionsError> {
   throw new Error('expected an InvalidOptionsError');
 }
 
-function cli(env: string, ...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const child = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', '--project', TEST_PROJECT_ID, '--env', env, '--collection', TEST_COLLECTION, ...args], {
-    encoding: 'utf8',
-    timeout: 60_000,
-    env: { ...process.env, FIRESTORE_EMULATOR_HOST: emulatorHost() },
-  });
-  return { code: child.status, stdout: child.stdout, stderr: child.stderr };
-}
+const cli = runCli;
 
 describe('labels', () => {
   it('are merged over the definition\'s labels(data) and stored', async () => {

@@ -1,14 +1,9 @@
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { useFirestore, waitFor } from './fixture.js';
-import { jobTask, makeManager, startWorkerProcess } from './support.js';
+import { jobTask, makeManager, readLedger, startWorkerProcess } from './support.js';
 
 const db = useFirestore();
-interface LedgerEntry { taskId: string; pid: number; attempt: number; start: number; end?: number }
-
-const readLedger = async (ledger: string): Promise<LedgerEntry[]> =>
-  (await db.collection(ledger).get()).docs.map((d) => d.data() as LedgerEntry);
-
 describe('several worker processes', () => {
   it('run every task exactly once between them', async () => {
     const producer = makeManager(db);
@@ -21,7 +16,7 @@ describe('several worker processes', () => {
       timeoutMs: 40_000,
       message: '90 tasks succeeded',
     });
-    const entries = await readLedger(ledger);
+    const entries = await readLedger(db, ledger);
     const perTask = new Map<string, number>();
     for (const e of entries) perTask.set(e.taskId, (perTask.get(e.taskId) ?? 0) + 1);
     expect(perTask.size).toBe(90);
@@ -38,7 +33,7 @@ describe('several worker processes', () => {
     const settings = { LEASE_MS: String(leaseMs), LISTENER_ROLE_MS: '2000' };
     const doomed = await startWorkerProcess(producer.env, ledger, settings);
     await producer.create(jobTask, { n: 1, sleepMs: 1000 });
-    await waitFor(async () => (await readLedger(ledger)).length === 1, { message: 'first attempt started' });
+    await waitFor(async () => (await readLedger(db, ledger)).length === 1, { message: 'first attempt started' });
     doomed.kill('SIGKILL');
     await once(doomed, 'exit');
     await startWorkerProcess(producer.env, ledger, settings);
@@ -48,7 +43,7 @@ describe('several worker processes', () => {
     }, { timeoutMs: 15_000 });
     expect(task.attempts).toBe(2);
     expect(task.errors.map((e) => e.code)).toEqual(['LEASE_EXPIRED']);
-    const [first, second] = (await readLedger(ledger)).sort((a, b) => a.start - b.start);
+    const [first, second] = (await readLedger(db, ledger)).sort((a, b) => a.start - b.start);
     expect(first!.end).toBeUndefined(); // killed mid-run
     expect(second!.attempt).toBe(2);
     expect(second!.start - first!.start).toBeGreaterThanOrEqual(leaseMs - 100); // not while the lease was live
@@ -60,12 +55,12 @@ describe('several worker processes', () => {
     const worker = await startWorkerProcess(producer.env, ledger, { GRACE_MS: '100' });
     await producer.create(jobTask, { n: 1, sleepMs: 60_000 });
     await waitFor(async () => (await producer.get('job-1'))?.status === 'running');
-    await waitFor(async () => (await readLedger(ledger)).length === 1, { message: 'the handler started' });
+    await waitFor(async () => (await readLedger(db, ledger)).length === 1, { message: 'the handler started' });
     worker.kill('SIGTERM');
     const [code] = (await once(worker, 'exit')) as [number | null];
     expect(code).toBe(0);
     expect(await producer.get('job-1')).toMatchObject({ status: 'pending', attempts: 0, lease: null });
-    const [entry] = await readLedger(ledger);
+    const [entry] = await readLedger(db, ledger);
     expect(entry).toMatchObject({ aborted: true });
   }, 30_000);
 });

@@ -1,17 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { useFirestore, waitFor } from './fixture.js';
-import { jobTask, makeManager, sleep, startWorkerProcess } from './support.js';
+import { jobTask, makeManager, readLedger, sleep, startWorkerProcess } from './support.js';
 import { keyedTask } from './tasks.js';
 
 const db = useFirestore();
-
-interface LedgerEntry {
-  taskId: string;
-  pid: number;
-  start: number;
-  end?: number;
-}
-const readLedger = async (ledger: string): Promise<LedgerEntry[]> => (await db.collection(ledger).get()).docs.map((d) => d.data() as LedgerEntry);
 
 describe('pause and resume', () => {
   it('stops every worker process of a kind within about a second, and resume starts them again', async () => {
@@ -27,12 +19,12 @@ describe('pause and resume', () => {
     await sleep(1000);
     await m.createMany(jobTask, Array.from({ length: 6 }, (_, i) => ({ n: 100 + i })));
     await sleep(2500);
-    const during = (await readLedger(ledger)).filter((e) => e.start > pausedAt + 1000);
+    const during = (await readLedger(db, ledger)).filter((e) => e.start > pausedAt + 1000);
     expect(during).toEqual([]);
     expect((await m.countByStatus(jobTask)).pending).toBe(6);
     await m.resume({ kind: jobTask });
     await waitFor(async () => (await m.countByStatus(jobTask)).succeeded === 10, { timeoutMs: 15_000, message: 'all ran after resume' });
-    const pids = new Set((await readLedger(ledger)).map((e) => e.pid));
+    const pids = new Set((await readLedger(db, ledger)).map((e) => e.pid));
     expect(pids).toEqual(new Set(children.map((c) => c.pid)));
     expect(await m.paused()).toEqual([]);
   });

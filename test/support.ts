@@ -2,7 +2,7 @@
  * Task kinds and a manager factory shared by the emulator tests. Every manager made here is
  * stopped after the test, so no worker outlives the test that started it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Firestore } from '@google-cloud/firestore';
 import { afterAll, afterEach } from 'vitest';
@@ -58,6 +58,32 @@ export async function startWorkerProcess(env: string, ledger: string, settings: 
     child.once('exit', (code) => reject(new Error(`worker exited early with ${code}`)));
   });
   return child;
+}
+
+/** One handler attempt as test/workers/worker-process.ts records it in its ledger collection. */
+export interface LedgerEntry {
+  taskId: string;
+  key: string | null;
+  pid: number;
+  attempt: number;
+  start: number;
+  end?: number;
+  aborted?: boolean;
+}
+
+/** A worker process's ledger (see {@link startWorkerProcess}), in the order the attempts started. */
+export async function readLedger(firestore: Firestore, ledger: string): Promise<LedgerEntry[]> {
+  return (await firestore.collection(ledger).get()).docs.map((d) => d.data() as LedgerEntry).sort((a, b) => a.start - b.start);
+}
+
+/** Runs the `oncetask` CLI (from source) as a child process against this file's collection on the emulator. */
+export function runCli(env: string, ...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const child = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', '--project', TEST_PROJECT_ID, '--env', env, '--collection', TEST_COLLECTION, ...args], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, FIRESTORE_EMULATOR_HOST: emulatorHost() },
+  });
+  return { code: child.status, stdout: child.stdout, stderr: child.stderr };
 }
 
 /** A manager on a fresh environment (unless given), polling fast, stopped after the test. */

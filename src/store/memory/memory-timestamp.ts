@@ -1,3 +1,4 @@
+import { isTimestampLike } from '../../values.js';
 /**
  * Timestamps of the in-memory database: the value type of stored dates and of document
  * versions (`updateTime`, `createTime`, `readTime`, `writeTime`). Shaped like the SDK's
@@ -18,16 +19,8 @@ export interface TimestampLike {
   toDate(): Date;
 }
 
-/** Structural check for a Timestamp (the same test as `isTimestampLike` in src/values.ts). */
-export function isTimestampLikeValue(value: unknown): value is TimestampLike {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as { toDate?: unknown }).toDate === 'function' &&
-    typeof (value as { seconds?: unknown }).seconds === 'number' &&
-    typeof (value as { nanoseconds?: unknown }).nanoseconds === 'number'
-  );
-}
+/** Structural check for a Timestamp: the library's own (from any copy of the SDK, or this database). */
+export const isTimestampLikeValue: (value: unknown) => value is TimestampLike = isTimestampLike;
 
 /** A point in time with nanosecond fields, as Firestore's `Timestamp`. */
 export class MemoryTimestamp implements TimestampLike {
