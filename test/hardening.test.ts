@@ -267,9 +267,11 @@ describe('8. queue page size', () => {
   });
 
   it('grows for a backlog the worker has to itself, and shrinks while others win its candidates', () => {
-    // A slow full page (a scanning backend): the largest page at once, contested or not.
+    // A slow full page (a scanning backend): the largest page at once, contested or not...
     expect(nextPageSize(8, 500, true)).toBe(1000);
     expect(nextPageSize(8, 500, true, 0.9)).toBe(1000);
+    // ...once a page's claims were all won there; before, it doubles (others may read the same head).
+    expect(nextPageSize(8, 500, true, 0, false)).toBe(16);
     // Fast full pages double while this worker wins its candidates...
     let size = 36;
     for (let i = 0; i < 3; i++) size = nextPageSize(size, 10, true, 0);
@@ -281,18 +283,19 @@ describe('8. queue page size', () => {
     expect(Number.isInteger(nextPageSize(37, 10, true, 0.5))).toBe(true);
   });
 
-  it('a worker keeps reading its queue after one slow query', async () => {
+  it('a worker keeps reading its queue after slow queries', async () => {
     const limits: number[] = [];
-    let first = true;
+    let slow = 2;
     const store = {
       env: 'stub',
       shards: new Shards(1, 'stub'),
       findClaimable: async (_k: string, _s: unknown, _n: Date, limit: number) => {
         if (!Number.isInteger(limit)) throw new Error(`limit is not a valid integer: ${limit}`);
         limits.push(limit);
-        if (first) {
-          // One slow query that fills its page: the next page jumps to the largest size.
-          first = false;
+        if (slow > 0) {
+          // Slow queries that fill their pages: once a page's claims are all won, the next page
+          // after a slow one jumps to the largest size.
+          slow--;
           await sleep(150);
           const due = new Date();
           return { tasks: Array.from({ length: limit }, (_, seq) => ({ docId: `d${seq}`, task: { waitUntil: due, seq }, updateTime: null })), malformed: [], next: null };
@@ -301,7 +304,9 @@ describe('8. queue page size', () => {
       },
     } as unknown as TaskStore;
     const reader = new QueueReader(store, {} as LeaseProtocol, 'job', capturingLogger(), Date.now);
-    for (let i = 0; i < 12; i++) await reader.nextPage(1, undefined);
+    await reader.nextPage(1, undefined);
+    reader.recordPageClaims(1, 0);
+    for (let i = 0; i < 11; i++) await reader.nextPage(1, undefined);
     expect(limits.every(Number.isInteger)).toBe(true);
     expect(Math.max(...limits)).toBe(1000);
   });

@@ -11,6 +11,12 @@ import type { Shards } from './shards.js';
 /** Which shards a query covers: one, a list, or (unsharded queue or unsharded shape) none. */
 export type ShardFilter = number | readonly number[] | null;
 
+/** A range of document IDs: `from` inclusive, `to` exclusive. */
+export interface IdRange {
+  from: string;
+  to: string;
+}
+
 /** Observer of issued query shapes; the index test uses it to see every query the library runs. */
 let queryObserver: ((shape: QueryShapeName, sharded: boolean) => void) | undefined;
 
@@ -28,9 +34,10 @@ export class QueryBuilder {
   /**
    * A query of a declared shape. `values` gives the equality values (an array becomes `in`)
    * and the `arrayContains` field's value, `upTo` the upper bound of the range field, `shard` the shards it covers (ignored on an
-   * unsharded queue; required there for sharded shapes, so no query forgets it).
+   * unsharded queue; required there for sharded shapes, so no query forgets it), `idRange` the
+   * document IDs of a shape with `idRange`.
    */
-  build(shape: QueryShapeName, values: Record<string, unknown>, options: { upTo?: unknown; shard?: ShardFilter } = {}): Query {
+  build(shape: QueryShapeName, values: Record<string, unknown>, options: { upTo?: unknown; shard?: ShardFilter; idRange?: IdRange } = {}): Query {
     const spec: QueryShape = QUERY_SHAPES[shape];
     let q: Query = this.collection;
     const sharded = this.shards.sharded && spec.sharded !== false;
@@ -45,6 +52,11 @@ export class QueryBuilder {
     }
     if (spec.arrayContains !== undefined) q = q.where(spec.arrayContains, 'array-contains', values[spec.arrayContains]);
     if (spec.range !== undefined) q = q.where(spec.range, '<=', options.upTo);
+    if (spec.idRange) {
+      const range = options.idRange;
+      if (!range) throw new Error(`internal: query "${shape}" needs its document ID range`);
+      q = q.where('__name__', '>=', range.from).where('__name__', '<', range.to);
+    }
     for (const clause of spec.orderBy) q = q.orderBy(clause.field, clause.direction);
     queryObserver?.(shape, sharded);
     return q;

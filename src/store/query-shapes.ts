@@ -23,6 +23,12 @@ export interface QueryShape {
   arrayContains?: string;
   /** A field compared with `<=` (Firestore requires it to be the first order-by field). */
   range?: string;
+  /**
+   * Also filtered to a range of document IDs (`__name__ >= from` and `< to`): a second
+   * inequality (Firestore's range filters on multiple fields). `__name__` is the last field of
+   * every composite index, so the index that serves the shape without it serves it with it.
+   */
+  idRange?: true;
   /** Order-by clauses, in order (a trailing `__name__` rides on the previous field's index). */
   orderBy: readonly OrderClause[];
   /** `false`: never filtered on the shard, even on a sharded queue (the index leads with `shard` otherwise). */
@@ -44,6 +50,11 @@ const queueOrder: readonly OrderClause[] = [
 export const QUERY_SHAPES = {
   /** Due (and lease-expired) tasks of a kind in queue order. */
   claimable: { equals: ['env', 'kind', 'status'], range: 'waitUntil', orderBy: queueOrder },
+  /**
+   * The same within a range of document IDs: one lane of an unsharded queue, so that worker
+   * processes sharing it read (and claim from) different parts of it (see src/worker/lanes.ts).
+   */
+  claimableInIdRange: { equals: ['env', 'kind', 'status'], range: 'waitUntil', idRange: true, orderBy: queueOrder },
   /** The next task of a kind to come due (idle workers sleep until then). */
   nextDue: { equals: ['env', 'kind', 'status'], orderBy: queueOrder },
   /** One resource key's open tasks in queue order (grouped claims, cancel by key). */

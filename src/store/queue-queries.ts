@@ -1,6 +1,6 @@
 import type { DocumentData, DocumentSnapshot, Query, QuerySnapshot } from '@google-cloud/firestore';
 import type { DecodeResult, TaskStatus } from '../task-document.js';
-import type { QueryBuilder } from './query-builder.js';
+import type { IdRange, QueryBuilder } from './query-builder.js';
 import type { Shards } from './shards.js';
 import type { ClaimCursor, MalformedDocument, VersionedTask } from './task-store.js';
 
@@ -36,11 +36,12 @@ export class QueueQueries {
     statuses: readonly TaskStatus[],
     now: Date,
     limit: number,
-    options: { after?: ClaimCursor; shard?: number | readonly number[] } = {},
+    options: { after?: ClaimCursor; shard?: number | readonly number[]; idRange?: IdRange } = {},
   ): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[]; next: ClaimCursor | null }> {
     const values = { env: this.store.env, kind, status: [...statuses] };
     const after = options.after as unknown as CursorBox | undefined;
     const shard = after?.shard ?? options.shard;
+    const idRange = after ? after.idRange : options.idRange;
     if (this.store.shards.sharded && shard === undefined) {
       const pages = await Promise.all(
         this.store.queries.wholeQueue(statuses.length).map((s) => this.store.run(this.store.queries.build('claimable', values, { upTo: now, shard: s }).limit(limit), `${kind}: due tasks`)),
@@ -48,11 +49,14 @@ export class QueueQueries {
       const { tasks, malformed } = this.store.split(pages.flatMap((p) => p.docs));
       return { tasks: tasks.sort(byQueueOrder).slice(0, limit), malformed, next: null };
     }
-    let q = this.store.queries.build('claimable', values, { upTo: now, shard: shard ?? null });
+    let q = idRange
+      ? this.store.queries.build('claimableInIdRange', values, { upTo: now, shard: shard ?? null, idRange })
+      : this.store.queries.build('claimable', values, { upTo: now, shard: shard ?? null });
     if (after) q = q.startAfter(after.doc);
     const snap = await this.store.run(q.limit(limit), `${kind}: due tasks`);
     const last = snap.docs[snap.docs.length - 1];
-    const next = snap.docs.length === limit && last && typeof shard !== 'object' ? (({ shard: shard ?? null, doc: last }) satisfies CursorBox as unknown as ClaimCursor) : null;
+    const box: CursorBox | null = last ? { shard: typeof shard === 'number' ? shard : null, doc: last, idRange } : null;
+    const next = snap.docs.length === limit && box && typeof shard !== 'object' ? (box as unknown as ClaimCursor) : null;
     return { ...this.store.split(snap.docs), next };
   }
 
@@ -81,6 +85,8 @@ export class QueueQueries {
 interface CursorBox {
   shard: number | null;
   doc: DocumentSnapshot;
+  /** The document ID range the page came from, if any: the next page continues in it. */
+  idRange: IdRange | undefined;
 }
 
 /** Queue order: due time, then creation order. */

@@ -96,6 +96,7 @@ export class Claimer<S extends z.ZodType> {
     let queueShort = false;
     let busyUntil: number | null = null;
     let after: ClaimCursor | undefined;
+    let bufferPasses = 0;
     let buffered = this.reader.takeBuffered();
     // Only heads the listener handed over, each due just now: a trickle of new work. The
     // listener will hand over the next one too, so no query follows (it would find nothing).
@@ -178,7 +179,12 @@ export class Claimer<S extends z.ZodType> {
         handOversOnly = true; // (a head behind a busy key needs the query's "blocked" look instead)
         break;
       }
-      if (fromBuffer) continue; // then query for the rest
+      if (fromBuffer) {
+        // A few lost to another worker: try the rest of the page before reading a new one (a
+        // new page would read most of the same candidates again). Bounded: each pass tries some.
+        if (lost > 0 && lost <= won && results.length > 0 && ++bufferPasses < MAX_PAGES_PER_ROUND) buffered = this.reader.takeBuffered();
+        continue; // then query for the rest
+      }
       if (next === null || !skippedBusy) break; // more pages only while busy keys fill them
       after = next;
     }

@@ -3,6 +3,7 @@ import type { Clock } from '../clock.js';
 import type { Lease } from '../lease/lease.js';
 import type { LeaseProtocol } from '../lease/protocol.js';
 import type { OnceTaskLogger } from '../logger.js';
+import { Lanes, LaneSpread } from './lanes.js';
 import { byQueueOrder, type ClaimCursor, type TaskStore, type VersionedLock, type VersionedTask } from '../store/task-store.js';
 
 /**
@@ -47,6 +48,8 @@ export class QueueReader {
   private pageSize = MIN_PAGE_SIZE;
   /** Share of claims on page candidates lost to other workers (a moving average). */
   private pageLossRate = 0;
+  /** The lane (null: the whole queue) where a page's claims were all won (see {@link nextPageSize}); undefined: none yet. */
+  private provenOn: number | null | undefined = undefined;
   /**
    * When expired leases and cancel requests were last looked for. A new worker looks a second
    * after it starts (a worker that replaces a crashed one has its leases to recover), or at once
@@ -61,11 +64,8 @@ export class QueueReader {
   private readonly reportedMalformed = new Set<string>();
   /** Malformed documents being marked failed right now. */
   private readonly markingMalformed = new Set<string>();
-  /**
-   * On a sharded queue, the shard read next. Each process starts at a random one and moves on
-   * when a shard runs dry, so processes mostly read (and claim from) different shards.
-   */
-  private shard: number;
+  /** Which lane of the queue this worker reads (see {@link LaneSpread}). */
+  private readonly spread: LaneSpread;
 
   constructor(
     private readonly store: TaskStore,
@@ -74,7 +74,7 @@ export class QueueReader {
     private readonly log: OnceTaskLogger,
     private readonly clock: Clock,
   ) {
-    this.shard = Math.floor(Math.random() * store.shards.count);
+    this.spread = new LaneSpread(new Lanes(store.shards));
   }
 
   /**
@@ -118,7 +118,12 @@ export class QueueReader {
 
   /** Counts the claims tried on page candidates (not handed-over heads): won, and lost to other workers. */
   recordPageClaims(won: number, lost: number): void {
-    if (won + lost > 0) this.pageLossRate += (lost / (won + lost) - this.pageLossRate) * 0.3;
+    if (won + lost === 0) return;
+    this.pageLossRate += (lost / (won + lost) - this.pageLossRate) * 0.3;
+    const lane = this.spread.lane;
+    this.spread.onPageClaims(won, lost);
+    if (this.spread.lane === lane && lost === 0 && won > 0) this.provenOn = lane;
+    if (this.spread.lane !== lane) this.pageLossRate = 0; // a new lane: its contention is not known yet
   }
 
   /** Keeps candidates for the next round (`at`: when they were read). */
@@ -162,7 +167,7 @@ export class QueueReader {
     const took = Date.now() - started;
     // A slow query (a large backlog on a scanning backend) makes the next page as large as allowed
     // at once; fast ones shrink it back, so idle and light loads read no more than they claim.
-    this.pageSize = nextPageSize(this.pageSize, took, !short, this.pageLossRate);
+    this.pageSize = nextPageSize(this.pageSize, took, !short, this.pageLossRate, this.provenOn === this.spread.lane);
     this.othersInterval = Math.max(OTHER_STATUSES_INTERVAL_MS, took * 20);
     let { tasks, malformed } = found;
     if (after === undefined && (short || started - this.othersCheckedAt >= this.othersInterval)) {
@@ -177,36 +182,39 @@ export class QueueReader {
 
   /**
    * A page of pending tasks, and whether the whole pending queue looks short (the page was not
-   * full). On a sharded queue: from the current shard, or — when it has none due — from all
-   * the others at once (merged), moving on to one of those that had some, chosen at random by
-   * how many (so processes whose shards ran dry do not all crowd into the same next one).
+   * full). From the worker's lane (see {@link LaneSpread}) when it has one; when that has none
+   * due, one look at the rest of the queue (the other shards in one `in` query, or the whole
+   * unsharded queue) for no more than the free slots, moving to a lane that had some, and
+   * keeping only that lane's tasks (the others' are likely another process's to take).
    */
   private async pendingPage(limit: number, after: ClaimCursor | undefined, free: number): Promise<Awaited<ReturnType<TaskStore['findClaimable']>> & { short: boolean }> {
-    const { store } = this;
+    const { store, spread } = this;
     const now = new Date(this.clock());
-    if (!store.shards.sharded || after !== undefined) {
+    const lane = spread.filter();
+    if (lane === null || after !== undefined) {
       const page = await store.findClaimable(this.kind, ['pending'], now, limit, { after });
       return { ...page, short: page.tasks.length < limit };
     }
-    const mine = await store.findClaimable(this.kind, ['pending'], now, limit, { shard: this.shard });
-    // One shard's short page says nothing about the others.
+    const probe = spread.probing ? Math.min(limit, Math.max(MIN_PAGE_SIZE, free)) : limit;
+    const mine = await store.findClaimable(this.kind, ['pending'], now, probe, lane);
+    // One lane's short page says nothing about the others.
     if (mine.tasks.length > 0 || mine.malformed.length > 0) return { ...mine, short: false };
-    // Nothing due in ours: one look at all the others (one `in` query, merged in queue order),
-    // for no more than the free slots: other processes are likely reading those shards already.
-    const others = store.shards.all().filter((s) => s !== this.shard);
+    spread.markDry();
     const size = Math.min(limit, Math.max(MIN_PAGE_SIZE, free));
-    const page = await store.findClaimable(this.kind, ['pending'], now, size, { shard: others });
-    const counts = new Map<number, number>();
-    for (const t of page.tasks) if (t.task.shard !== null) counts.set(t.task.shard, (counts.get(t.task.shard) ?? 0) + 1);
-    let pick = Math.random() * page.tasks.length;
-    for (const [shard, count] of counts) {
-      pick -= count;
-      if (pick < 0) {
-        this.shard = shard;
-        break;
-      }
+    const rest = 'shard' in lane ? { shard: spread.lanes.all().filter((s) => s !== lane.shard) } : {};
+    const page = await store.findClaimable(this.kind, ['pending'], now, size, rest);
+    const short = page.tasks.length < size;
+    if (short && !('shard' in lane)) {
+      // The whole unsharded queue fits in a page: nothing to spread from; take it all.
+      spread.whole();
+      return { ...page, next: null, short };
     }
-    return { ...page, next: null, short: page.tasks.length < size };
+    spread.moveAmong(page.tasks);
+    const tasks = page.tasks.filter((t) => {
+      const of = spread.lanes.of(t);
+      return of === null || of === spread.lane;
+    });
+    return { ...page, tasks, next: null, short };
   }
 
   /** Forgets a lock version (the key is being claimed; its version changes). */
@@ -271,7 +279,10 @@ const CONTESTED_LOSS_RATE = 0.25;
  * given the share of recent page candidates whose claims were lost to other workers
  * (`lossRate`, a moving average).
  * - Full and slow (a scanning backend such as the emulator, where a query costs far more than
- *   the documents it returns): the largest page at once, so one query feeds many claims.
+ *   the documents it returns): the largest page at once, so one query feeds many claims — once
+ *   `proven`, i.e. a page's claims were all won since the worker began reading this part of the
+ *   queue (until then it doubles: several processes starting together on one queue would each
+ *   read the same largest page, and lose most of it).
  * - Full, fast and contested (other processes read the same head and win its tasks): halve
  *   towards the smallest, since a candidate another worker takes was read for nothing and
  *   queries are cheap; several processes then each read about what they claim.
@@ -282,9 +293,9 @@ const CONTESTED_LOSS_RATE = 0.25;
  *   so idle and light loads read no more than they claim.
  * Always an integer: Firestore refuses a fractional `limit`.
  */
-export function nextPageSize(current: number, tookMs: number, full: boolean, lossRate = 0): number {
+export function nextPageSize(current: number, tookMs: number, full: boolean, lossRate = 0, proven = true): number {
   const halved = Math.max(MIN_PAGE_SIZE, Math.floor(current / 2));
   if (!full) return tookMs < FAST_QUERY_MS ? halved : current;
-  if (tookMs > SLOW_QUERY_MS) return MAX_PAGE_SIZE;
+  if (tookMs > SLOW_QUERY_MS) return proven ? MAX_PAGE_SIZE : Math.min(MAX_PAGE_SIZE, current * 2);
   return lossRate > CONTESTED_LOSS_RATE ? halved : Math.min(MAX_PAGE_SIZE, current * 2);
 }

@@ -54,6 +54,20 @@ describe.each(BACKENDS)('%s backend', (backend) => {
     expect(kit.runs.filter((r) => r.outcome === 'succeeded')).toHaveLength(24);
   });
 
+  it('four managers draining one unsharded backlog (they spread over lanes of document IDs) run every task exactly once', async () => {
+    const kit = await newKit();
+    const managers = [kit.manager(), kit.manager(), kit.manager(), kit.manager()];
+    const ran = new Map<string, number>();
+    for (const m of managers) m.handle(job, (task) => void ran.set(task.id, (ran.get(task.id) ?? 0) + 1), { concurrency: 4 });
+    await managers[0]!.createMany(job, Array.from({ length: 200 }, (_, n) => ({ n })));
+
+    await kit.drain();
+
+    expect(ran.size).toBe(200);
+    expect([...ran.values()].every((count) => count === 1)).toBe(true);
+    expect(await managers[1]!.countByStatus(job)).toMatchObject({ pending: 0, running: 0, succeeded: 200 });
+  });
+
   it('a sharded queue (shards: 4) is claimed, counted and listed across its shards by two managers', async () => {
     const kit = await newKit();
     const [a, b] = [kit.manager({ shards: 4 }), kit.manager({ shards: 4 })];
