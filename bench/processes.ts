@@ -27,6 +27,9 @@ interface ChildReport {
   stats: OperationStats;
   started: number;
   cpuMs: number;
+  /** Coalesced write flushes sent, and the writes they carried. */
+  flushes: number;
+  flushedWrites: number;
 }
 
 /** Settings of one phase's worker processes. */
@@ -77,13 +80,15 @@ async function stopChildren(children: readonly Child[]): Promise<void> {
 }
 
 /** The children's reports, summed (and tasks started, per child). */
-interface Totals { ops: number; started: number; refused: number; listenerReads: number; queries: number; writes: number; queryReads: number; startedEach: number[]; cpuMs: number }
+interface Totals { flushes: number; flushedWrites: number; ops: number; started: number; refused: number; listenerReads: number; queries: number; writes: number; queryReads: number; startedEach: number[]; cpuMs: number }
 
 /** Sums the children's reports. */
 async function reportAll(children: readonly Child[]): Promise<Totals> {
   const reports = await Promise.all(children.map((c) => c.report()));
   return {
     cpuMs: reports.reduce((s, r) => s + r.cpuMs, 0),
+    flushes: reports.reduce((s, r) => s + r.flushes, 0),
+    flushedWrites: reports.reduce((s, r) => s + r.flushedWrites, 0),
     startedEach: reports.map((r) => r.started),
     queries: reports.reduce((s, r) => s + r.stats.queries, 0),
     queryReads: reports.reduce((s, r) => s + r.stats.reads - r.stats.listenerReads, 0),
@@ -144,6 +149,9 @@ export interface PhaseResult {
   otherReadsPerTask: number;
   /** Writes and deletes per task by the workers (the create not included). */
   workerWritesPerTask: number;
+  /** Coalesced write flushes per task (round trips of claims, renewals and outcomes), and writes per flush. */
+  flushesPerTask: number;
+  writesPerFlush: number;
   /** Tasks each process ran (how the work spread). */
   startedEach: number[];
   /** CPU per task of the worker processes together, and of the emulator, in ms. */
@@ -165,6 +173,8 @@ function phaseResult(before: Totals, after: Totals, phase: { count: number; crea
     queriesPerTask: per((t) => t.queries),
     otherReadsPerTask: per((t) => t.queryReads),
     workerWritesPerTask: per((t) => t.writes),
+    flushesPerTask: per((t) => t.flushes),
+    writesPerFlush: (after.flushedWrites - before.flushedWrites) / Math.max(1, after.flushes - before.flushes),
     startedEach: after.startedEach.map((n, i) => n - before.startedEach[i]!),
     workerCpuMsPerTask: per((t) => t.cpuMs),
     emulatorCpuMsPerTask: phase.emulatorMs / count,

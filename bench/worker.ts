@@ -8,6 +8,7 @@
  */
 import { Firestore } from '@google-cloud/firestore';
 import { OnceTaskManager } from '../src/index.js';
+import { internalsOf } from '../src/testing/internals.js';
 import { benchTask, otherBenchTasks } from './tasks.js';
 
 const db = new Firestore({ projectId: process.env.BENCH_PROJECT ?? 'demo-oncetask-bench' });
@@ -17,6 +18,7 @@ const manager = new OnceTaskManager({
   // The bench measures listening workers unless told otherwise ('auto' would poll on the emulator).
   listen: process.env.BENCH_LISTEN === '0' ? false : process.env.BENCH_LISTEN === 'auto' ? 'auto' : true,
   ...(process.env.BENCH_SHARDS ? { shards: Number(process.env.BENCH_SHARDS) } : {}),
+  ...(process.env.BENCH_RETENTION_MS ? { retentionMs: Number(process.env.BENCH_RETENTION_MS) } : {}),
 });
 const now = (): number => performance.timeOrigin + performance.now();
 const quiet = process.env.BENCH_QUIET === '1';
@@ -32,7 +34,8 @@ if (process.env.BENCH_WAIT_GO !== '1') manager.start();
 process.on('message', (msg) => {
   if (msg === 'stats') {
     const cpu = process.cpuUsage();
-    process.send?.({ stats: manager.stats(), started, cpuMs: (cpu.user + cpu.system) / 1000 });
+    const batcher = internalsOf(manager).store.batcher.stats;
+    process.send?.({ stats: manager.stats(), started, cpuMs: (cpu.user + cpu.system) / 1000, flushes: batcher.flushes, flushedWrites: batcher.writes });
   }
   if (msg === 'go') manager.start();
 });

@@ -54,7 +54,7 @@ describe('an unreachable backend', () => {
     worker.start();
     doomed.start();
     poller.start();
-    await waitFor(() => done.size >= 30 || undefined, { timeoutMs: 20_000 });
+    await waitFor(() => done.size >= 30 || undefined, { timeoutMs: 20_000, message: 'thirty done' });
     await waitFor(async () => (await doomed.get('slow-1'))?.status === 'running');
 
     // Down: export the data, stop the emulator.

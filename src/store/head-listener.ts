@@ -5,8 +5,13 @@ import type { QueryBuilder } from './query-builder.js';
 import { byQueueOrder } from './queue-queries.js';
 import type { MalformedDocument, VersionedTask } from './task-store.js';
 
-/** Called on every change of a queue's head: its due time (null: empty), the task, or the document apart if malformed. */
-export type HeadCallback = (dueAt: Date | null, head: VersionedTask | null, malformed: MalformedDocument | null) => void;
+/**
+ * Called on every change of a queue's head: its due time (null: empty), the task, or the
+ * document apart if malformed, and whether a document left the listened statuses since the last
+ * call (`left`: a task was claimed, ended or deleted), and whether this is the listener's first
+ * snapshot (`first`).
+ */
+export type HeadCallback = (dueAt: Date | null, head: VersionedTask | null, malformed: MalformedDocument | null, left: boolean, first: boolean) => void;
 
 /** What the head listener uses of its store. */
 export interface HeadAccess {
@@ -45,15 +50,18 @@ export function watchQueueHead(
         .onSnapshot(
           (snap) => {
             // Billed: the initial result (at least one read), then each document entering or changing.
-            const changed = snap.docChanges().filter((c) => c.type !== 'removed').length;
+            const changes = snap.docChanges();
+            const isFirst = first;
+            const changed = changes.filter((c) => c.type !== 'removed').length;
             store.ops.listener(first ? Math.max(1, snap.size) : changed);
+            const left = changes.some((c) => c.type === 'removed');
             first = false;
             const doc = snap.docs[0];
             const decoded = doc ? store.decode(doc.data()) : null;
             heads[i] = doc && decoded?.ok ? { docId: doc.id, task: decoded.task, updateTime: doc.updateTime } : null;
             const malformed = doc && decoded && !decoded.ok ? { docId: doc.id, reason: decoded.reason, updateTime: doc.updateTime } : null;
             const head = heads.reduce<VersionedTask | null>((min, h) => (h !== null && (min === null || byQueueOrder(h, min) < 0) ? h : min), null);
-            onHead(head?.task.waitUntil ?? null, head, malformed);
+            onHead(head?.task.waitUntil ?? null, head, malformed, left, isFirst);
           },
           (err) => {
             if (failed) return;

@@ -1,18 +1,35 @@
 import type { Clock } from '../clock.js';
 import type { OnceTaskLogger } from '../logger.js';
 import type { MalformedDocument, TaskStore, VersionedTask } from '../store/task-store.js';
-import { CLAIMABLE_STATUSES } from '../task-document.js';
+import type { TaskStatus } from '../task-document.js';
 
 /**
- * Cross-process wake-ups without polling: a listener on the head of a kind's queue. When the
- * head is due (a task was created, retried or released elsewhere) it wakes the worker at once;
- * when the head lies in the future (a scheduled task, a retry, a lease that may expire) it
- * wakes the worker at that time. A listener that dies is re-established with backoff.
+ * Cross-process wake-ups without polling: a listener on the head of a kind's queue of pending
+ * (and cancelling) tasks. When the head is due (a task was created, retried or released
+ * elsewhere) it wakes the worker at once; when it lies in the future (a scheduled task, a retry)
+ * it wakes the worker at that time. A listener that dies is re-established with backoff.
+ *
+ * Running tasks are not listened to: a claim would change the listened result (a read) for
+ * every task, and so would every renewal of the earliest lease. Leases that may expire (their
+ * holder died) are looked up instead: when a task leaves the listened queue (someone claimed
+ * it), and when the listener attaches, one query (a second later, at attach at once) finds the
+ * earliest lease of the kind, and the worker is woken when it would expire (a claim round then
+ * looks for expired leases), and looks again after that while tasks run. No running task, no
+ * lookups: an idle queue costs no reads.
  */
+
+/** The statuses the head listener follows. */
+const LISTENED_STATUSES: readonly TaskStatus[] = ['pending', 'cancelling'];
+/** How long after a task left the listened queue its lease is looked up (coalesces a burst of claims into one lookup). */
+const LEASE_LOOKUP_DELAY_MS = 1000;
 export class QueueWatcher {
   private unsubscribe: (() => void) | null = null;
   private dueTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** The lookup of the earliest lease, when one is due. */
+  private lookupTimer: NodeJS.Timeout | undefined;
+  /** The wake-up at the earliest lease's expiry (plus the skew allowance). */
+  private leaseTimer: NodeJS.Timeout | undefined;
   private backoffMs = MIN_BACKOFF_MS;
 
   constructor(
@@ -39,10 +56,13 @@ export class QueueWatcher {
     if (this.active) return;
     this.unsubscribe = this.store.watchHead(
       this.kind,
-      CLAIMABLE_STATUSES,
-      (dueAt, head, malformed) => {
+      LISTENED_STATUSES,
+      (dueAt, head, malformed, left, first) => {
         if (malformed) this.onMalformed(malformed);
         this.onHead(dueAt, head);
+        // At attach (a lease may have been running before, e.g. of a process this one replaces) at once.
+        if (first) this.lookUpLeasesSoon(0);
+        else if (left) this.lookUpLeasesSoon();
       },
       (err) => this.onError(err),
     );
@@ -54,15 +74,48 @@ export class QueueWatcher {
     this.unsubscribe = null;
     clearTimeout(this.dueTimer);
     clearTimeout(this.retryTimer);
+    clearTimeout(this.lookupTimer);
+    clearTimeout(this.leaseTimer);
     this.dueTimer = undefined;
     this.retryTimer = undefined;
+    this.lookupTimer = undefined;
+    this.leaseTimer = undefined;
+  }
+
+  /** A task left the listened queue: look up the earliest lease soon, unless a lookup or a lease wake-up is already set. */
+  private lookUpLeasesSoon(delayMs = LEASE_LOOKUP_DELAY_MS): void {
+    if (this.lookupTimer !== undefined || this.leaseTimer !== undefined || !this.active) return;
+    this.lookupTimer = setTimeout(() => void this.lookUpLeases(), delayMs);
+    this.lookupTimer.unref?.();
+  }
+
+  /** Finds the kind's earliest lease (one query) and sets a wake-up for when it would expire. */
+  private async lookUpLeases(): Promise<void> {
+    let expiresAt: Date | null;
+    try {
+      expiresAt = await this.store.nextDueAt(this.kind, ['running']);
+    } catch (err) {
+      // The sweep looks for expired leases anyway; the next claim seen looks up again.
+      this.log.debug({ err }, 'oncetask: lease lookup failed');
+      expiresAt = null;
+    } finally {
+      this.lookupTimer = undefined;
+    }
+    if (expiresAt === null || !this.active) return;
+    const inMs = expiresAt.getTime() + this.maxClockSkewMs - this.clock();
+    this.leaseTimer = setTimeout(() => {
+      this.leaseTimer = undefined;
+      this.wake(); // the round looks for expired leases (the pending queue is short)
+      this.lookUpLeasesSoon(); // tasks may still run (renewed): the next earliest lease
+    }, Math.min(Math.max(0, inMs), MAX_TIMER_MS));
+    this.leaseTimer.unref?.();
   }
 
   private onHead(dueAt: Date | null, head: VersionedTask | null): void {
     this.backoffMs = MIN_BACKOFF_MS;
     clearTimeout(this.dueTimer);
     if (dueAt === null) return;
-    // A running head comes due when its lease expires, plus the clock-skew allowance; a head
+    // A cancelling head comes due when its lease expires, plus the clock-skew allowance; a head
     // that priority put ahead of its due time, at that time.
     const skew = head?.task.lease ? this.maxClockSkewMs : 0;
     const inMs = (head?.task.notBefore ?? dueAt).getTime() + skew - this.clock();
