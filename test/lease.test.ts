@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { LeaseLostError, noRetry, fixedDelay } from '../src/index.js';
 import { useFirestore, waitFor } from './fixture.js';
-import { jobTask, leaseSetup, makeManager, sleep, TEST_COLLECTION } from './support.js';
+import { LeaseProtocol } from '../src/lease/protocol.js';
+import { TaskStore } from '../src/store/task-store.js';
+import { CLAIMABLE_STATUSES } from '../src/task-document.js';
+import { jobTask, KEEP_A_DAY, leaseSetup, makeManager, sleep, TEST_COLLECTION } from './support.js';
 
 const db = useFirestore();
 
@@ -91,6 +94,24 @@ describe('fencing', () => {
 });
 
 describe('leases in the worker', () => {
+  it('a listening idle worker takes over the lease of a task another process claimed (and died with) while it listened, without a sweep', async () => {
+    const m = makeManager(db, { sweepIntervalMs: 600_000 });
+    const store = new TaskStore(db, TEST_COLLECTION, m.env);
+    const a = new LeaseProtocol(store, 'worker-a', KEEP_A_DAY, Date.now);
+    const attempts: number[] = [];
+    m.handle(jobTask, (_t, ctx) => void attempts.push(ctx.attempt));
+    m.start();
+    await sleep(500); // first look done, listener attached
+    // Due in a minute: the listener shows it as the head and sets a timer for then. "worker-a"
+    // claims it at once (with a 300 ms lease) and dies; the task leaves the listened queue.
+    await m.create(jobTask, { n: 1 }, { waitUntil: new Date(Date.now() + 60_000) });
+    const [candidate] = (await store.findClaimable('job', CLAIMABLE_STATUSES, new Date(Date.now() + 61_000), 10)).tasks;
+    expect(await a.claim([candidate!], { leaseMs: 300, mode: 'run' })).not.toBeNull();
+    // Not the head timer (a minute) nor the sweep (ten): the lease lookup after the claim.
+    await waitFor(() => (attempts.length > 0 ? true : undefined), { timeoutMs: 8000, message: 'attempt 2 ran' });
+    expect(attempts).toEqual([2]);
+  });
+
   it('renews the lease so a handler that outlives leaseMs runs once', async () => {
     const first = makeManager(db);
     const second = makeManager(db, { env: first.env });
