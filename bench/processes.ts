@@ -43,6 +43,8 @@ export interface PhaseSettings {
   listen?: boolean | 'auto';
   /** Kinds each process runs (1 or 3; each has its own queue listener). */
   kinds?: 1 | 3;
+  /** Workers' `retentionMs` (default: the library's). */
+  retentionMs?: number;
 }
 
 async function startChild(env: string, collection: string, settings: PhaseSettings, waitGo: boolean): Promise<Child> {
@@ -60,6 +62,7 @@ async function startChild(env: string, collection: string, settings: PhaseSettin
       BENCH_WAIT_GO: waitGo ? '1' : '0',
       BENCH_QUIET: '1',
       BENCH_KINDS: String(settings.kinds ?? 1),
+      ...(settings.retentionMs !== undefined ? { BENCH_RETENTION_MS: String(settings.retentionMs) } : {}),
     },
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });

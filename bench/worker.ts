@@ -45,9 +45,11 @@ process.on('SIGTERM', () => {
 // A long-running worker has its client connected, its protos loaded and its hot paths compiled.
 // A cold process pays that (~250 ms of CPU for the first call alone, more for the first claims
 // and outcomes) inside the measured phase, 4 times over with 4 processes. So each worker first
-// drains a small backlog of its own in a throwaway collection, with the same settings, before it
-// says `ready` (BENCH_WARMUP tasks, default 300; 0: none).
-const warmupTasks = Number(process.env.BENCH_WARMUP ?? 300);
+// drains a backlog of its own in a throwaway collection, with the same settings, before it says
+// `ready` (BENCH_WARMUP tasks, default 2000; 0: none). 300 was too few: V8 was still optimising
+// the hot paths, and a process that then ran 500 tasks of a 4-process phase spent ~1.5× the CPU
+// per task of one that ran 2000 (measured with BENCH_ONLY=procs: 1.57 → 1.13 ms per task).
+const warmupTasks = Number(process.env.BENCH_WARMUP ?? 2000);
 if (warmupTasks > 0) {
   const warm = new OnceTaskManager({
     firestore: db,

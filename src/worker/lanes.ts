@@ -6,23 +6,25 @@ import type { VersionedTask } from '../store/task-store.js';
  * Lanes: disjoint parts of a kind's pending queue that worker processes read apart, so that
  * processes sharing a queue do not all read (and race for) the same head. On a sharded queue a
  * lane is a shard. On an unsharded one it is a range of document IDs: an ID starts with 12 hex
- * digits of a hash (see `TaskStore.docId`), so the first digit splits the queue into 16 even
- * lanes, with no field to add and nothing to migrate. A lane is a query filter only; every
+ * digits of a hash (see `TaskStore.docId`), so ranges of the first digit split the queue into
+ * 8 even lanes (two digits each), with no field to add and nothing to migrate. A lane is a query filter only; every
  * task is in the whole queue, which a worker reads whenever its lane runs dry.
  */
 
 /** The filter of one lane: a shard, or a range of document IDs. */
 export type LaneFilter = { shard: number } | { idRange: IdRange };
 
-/** Lanes of an unsharded queue: one per first hex digit of the document ID. */
+/** The hex digits a document ID starts with, in order. */
 const HEX = '0123456789abcdef';
+/** First digits per lane of an unsharded queue (8 lanes: fewer moves between lanes than 16, enough for several processes). */
+const DIGITS_PER_LANE = 2;
 
 export class Lanes {
   constructor(private readonly shards: Shards) {}
 
   /** How many lanes there are. */
   get count(): number {
-    return this.shards.sharded ? this.shards.count : HEX.length;
+    return this.shards.sharded ? this.shards.count : HEX.length / DIGITS_PER_LANE;
   }
 
   /** Whether lanes are shards (every query names its shards anyway). */
@@ -38,16 +40,17 @@ export class Lanes {
   /** The query filter of lane `lane`. */
   filter(lane: number): LaneFilter {
     if (this.shards.sharded) return { shard: lane };
-    const from = HEX[lane]!;
-    // The next character after the digit ('9' → ':', 'f' → 'g'): IDs starting with the digit sort in between.
-    return { idRange: { from, to: String.fromCharCode(from.charCodeAt(0) + 1) } };
+    const from = HEX[lane * DIGITS_PER_LANE]!;
+    const last = HEX[lane * DIGITS_PER_LANE + DIGITS_PER_LANE - 1]!;
+    // Up to the character after the lane's last digit ('9' → ':', 'f' → 'g'): IDs starting with its digits sort in between.
+    return { idRange: { from, to: String.fromCharCode(last.charCodeAt(0) + 1) } };
   }
 
   /** The lane a task is in; null for one outside every lane (an ID not made by this library). */
   of(task: VersionedTask): number | null {
     if (this.shards.sharded) return task.task.shard;
-    const lane = HEX.indexOf(task.docId[0] ?? '');
-    return lane >= 0 ? lane : null;
+    const digit = HEX.indexOf(task.docId[0] ?? '');
+    return digit >= 0 ? Math.floor(digit / DIGITS_PER_LANE) : null;
   }
 }
 
@@ -68,6 +71,8 @@ export class LaneSpread {
   lane: number | null;
   /** On a lane just joined: the next page is a probe. */
   probing = true;
+  /** The lane's last page was short: it has been read to its end. */
+  drained = false;
   private readonly contestedAt = new Map<number, number>();
   private readonly dryAt = new Map<number, number>();
 
@@ -117,6 +122,7 @@ export class LaneSpread {
     if (this.lanes.areShards) return;
     this.lane = null;
     this.probing = true;
+    this.drained = false;
   }
 
   /** Moves to a random other lane, preferring those neither contested nor found empty lately. */
@@ -132,8 +138,12 @@ export class LaneSpread {
   }
 
   private moveTo(lane: number): void {
-    if (lane === this.lane) return;
+    if (lane === this.lane) {
+      this.drained = false; // more came due in it
+      return;
+    }
     this.lane = lane;
     this.probing = true;
+    this.drained = false;
   }
 }

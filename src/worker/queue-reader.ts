@@ -195,13 +195,19 @@ export class QueueReader {
       const page = await store.findClaimable(this.kind, ['pending'], now, limit, { after });
       return { ...page, short: page.tasks.length < limit };
     }
-    const probe = spread.probing ? Math.min(limit, Math.max(MIN_PAGE_SIZE, free)) : limit;
-    const mine = await store.findClaimable(this.kind, ['pending'], now, probe, lane);
-    // One lane's short page says nothing about the others.
-    if (mine.tasks.length > 0 || mine.malformed.length > 0) return { ...mine, short: false };
+    // A lane whose last page was short has been read to its end (what is left of it is in the
+    // buffer): no need to find it empty; the look at the rest of the queue covers it too.
+    const drained = spread.drained;
+    if (!drained) {
+      const probe = spread.probing ? Math.min(limit, Math.max(MIN_PAGE_SIZE, free)) : limit;
+      const mine = await store.findClaimable(this.kind, ['pending'], now, probe, lane);
+      if (mine.tasks.length < probe && !spread.probing) spread.drained = true;
+      // One lane's short page says nothing about the others.
+      if (mine.tasks.length > 0 || mine.malformed.length > 0) return { ...mine, short: false };
+    }
     spread.markDry();
     const size = Math.min(limit, Math.max(MIN_PAGE_SIZE, free));
-    const rest = 'shard' in lane ? { shard: spread.lanes.all().filter((s) => s !== lane.shard) } : {};
+    const rest = 'shard' in lane ? { shard: drained ? spread.lanes.all() : spread.lanes.all().filter((s) => s !== lane.shard) } : {};
     const page = await store.findClaimable(this.kind, ['pending'], now, size, rest);
     const short = page.tasks.length < size;
     if (short && !('shard' in lane)) {
