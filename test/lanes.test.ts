@@ -12,7 +12,7 @@ const task = (docId: string, shard: number | null = null): VersionedTask => ({ d
 describe('Lanes', () => {
   it('split an unsharded queue by document ID: every hashed ID is in exactly one range, its own lane', () => {
     const lanes = new Lanes(new Shards(1, 'env'));
-    expect(lanes.count).toBe(8);
+    expect(lanes.count).toBe(16);
     for (const digit of '0123456789abcdef') {
       const id = `${digit}3f2a9c01b7e_order-7`;
       const holding = lanes.all().filter((lane) => {
