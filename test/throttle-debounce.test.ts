@@ -185,17 +185,32 @@ describe('debounce', () => {
   it('reports debounced when the answer to its move was lost', async () => {
     const { proxy, firestore } = await proxied();
     const m = makeManager(firestore);
-    await makeManager(db, { env: m.env }).create(debounced, { key: 'lost', v: 1 });
     await m.get('warm-up'); // connect first
-    // The create is refused (1st answer), the document read back (2nd): lose the move's answer.
-    proxy.dropAnswers(1, { after: 2 });
-    const before = m.stats();
-    expect((await m.create(debounced, { key: 'lost', v: 2 })).outcome).toBe('debounced');
-    expect(proxy.stats.answersDropped).toBe(1);
-    const after = m.stats();
-    // It was the move's answer that was lost: its write was read back (a second read) and recognised.
-    expect([after.reads - before.reads, after.writes - before.writes, after.refusedWrites - before.refusedWrites]).toEqual([2, 1, 1]);
-    expect((await m.get('d-lost'))!.data).toEqual({ key: 'lost', v: 2 });
+    // Which answer the proxy drops depends on how the SDK's calls line up on the connection; now
+    // and then it is not the move's (the test then did not exercise the path), so it tries again
+    // with a fresh key, a few times, until the lost answer was the move's.
+    let exercised = false;
+    for (let attempt = 0; attempt < 5 && !exercised; attempt++) {
+      const key = `lost${attempt}`;
+      await makeManager(db, { env: m.env }).create(debounced, { key, v: 1 });
+      // The create is refused (1st answer), the document read back (2nd): lose the move's answer.
+      proxy.dropAnswers(1, { after: 2 });
+      const before = m.stats();
+      const dropped = proxy.stats.answersDropped;
+      expect((await m.create(debounced, { key, v: 2 })).outcome).toBe('debounced');
+      expect(proxy.stats.answersDropped).toBe(dropped + 1);
+      const after = m.stats();
+      const counts = [after.reads - before.reads, after.writes - before.writes, after.refusedWrites - before.refusedWrites];
+      // One move whatever answer was lost: never a second write.
+      expect(counts[1]).toBe(1);
+      expect((await m.get(`d-${key}`))!.data).toEqual({ key, v: 2 });
+      // It was the move's answer that was lost: its write was read back (a second read) and recognised.
+      if (counts[0] === 2) {
+        expect(counts).toEqual([2, 1, 1]);
+        exercised = true;
+      }
+    }
+    expect(exercised).toBe(true);
   }, 40_000);
 });
 
