@@ -21,6 +21,13 @@ export interface QueueQueryAccess {
   decode(raw: DocumentData | undefined): DecodeResult;
 }
 
+/** Which part of the queue {@link QueueQueries.findClaimable} reads: a cursor's continuation, shards, or a range of document IDs. */
+export interface ClaimableOptions {
+  after?: ClaimCursor;
+  shard?: number | readonly number[];
+  idRange?: IdRange;
+}
+
 export class QueueQueries {
   constructor(private readonly store: QueueQueryAccess) {}
 
@@ -36,7 +43,7 @@ export class QueueQueries {
     statuses: readonly TaskStatus[],
     now: Date,
     limit: number,
-    options: { after?: ClaimCursor; shard?: number | readonly number[]; idRange?: IdRange } = {},
+    options: ClaimableOptions = {},
   ): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[]; next: ClaimCursor | null }> {
     const values = { env: this.store.env, kind, status: [...statuses] };
     const after = options.after as unknown as CursorBox | undefined;

@@ -8,13 +8,13 @@ import { ConditionalWriter, publicTimeout, type RefWrite, type ConditionalWriteR
 import { LockStore } from './lock-store.js';
 import { TaskCreator } from './task-creator.js';
 import { CommitGrouper, DEFAULT_WRITE_BATCHING, WriteBatcher, type WriteBatching } from './write-batcher.js';
-import { QueryBuilder, type IdRange } from './query-builder.js';
+import { QueryBuilder } from './query-builder.js';
 import { Shards } from './shards.js';
 import { TaskListing } from './task-listing.js';
 import { watchQueueHead, type HeadCallback } from './head-listener.js';
 import { PolicyCreator, type CreatePolicy, type PolicyOutcome } from './create-policy.js';
 import { AdminWrites, type MutateResult } from './admin-writes.js';
-import { QueueQueries } from './queue-queries.js';
+import { QueueQueries, type ClaimableOptions } from './queue-queries.js';
 
 /**
  * The one place that talks to Firestore about tasks. Everything else asks the store; nothing
@@ -276,7 +276,7 @@ export class TaskStore {
     statuses: readonly TaskStatus[],
     now: Date,
     limit: number,
-    options: { after?: ClaimCursor; shard?: number | readonly number[]; idRange?: IdRange } = {},
+    options: ClaimableOptions = {},
   ): Promise<{ tasks: VersionedTask[]; malformed: MalformedDocument[]; next: ClaimCursor | null }> {
     return this.queueQueries.findClaimable(kind, statuses, now, limit, options);
   }

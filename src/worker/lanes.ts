@@ -16,19 +16,16 @@ export type LaneFilter = { shard: number } | { idRange: IdRange };
 
 /** The hex digits a document ID starts with, in order. */
 const HEX = '0123456789abcdef';
-/**
- * First digits per lane of an unsharded queue: 1, so 16 lanes. (8 lanes of two digits each made
- * fewer queries but more collisions: with 4 processes, 4.5–4.6 billed operations per task against
- * 4.25–4.33 with 16, `BENCH_ONLY=procs`.)
- */
-const DIGITS_PER_LANE = 1;
+// One lane per first digit: 16. (8 lanes of two digits each made fewer queries but more
+// collisions: with 4 processes, 4.5–4.6 billed operations per task against 4.25–4.33 with 16,
+// `BENCH_ONLY=procs`.)
 
 export class Lanes {
   constructor(private readonly shards: Shards) {}
 
   /** How many lanes there are. */
   get count(): number {
-    return this.shards.sharded ? this.shards.count : HEX.length / DIGITS_PER_LANE;
+    return this.shards.sharded ? this.shards.count : HEX.length;
   }
 
   /** Whether lanes are shards (every query names its shards anyway). */
@@ -44,17 +41,16 @@ export class Lanes {
   /** The query filter of lane `lane`. */
   filter(lane: number): LaneFilter {
     if (this.shards.sharded) return { shard: lane };
-    const from = HEX[lane * DIGITS_PER_LANE]!;
-    const last = HEX[lane * DIGITS_PER_LANE + DIGITS_PER_LANE - 1]!;
-    // Up to the character after the lane's last digit ('9' → ':', 'f' → 'g'): IDs starting with its digits sort in between.
-    return { idRange: { from, to: String.fromCharCode(last.charCodeAt(0) + 1) } };
+    const from = HEX[lane]!;
+    // Up to the character after the digit ('9' → ':', 'f' → 'g'): IDs starting with it sort in between.
+    return { idRange: { from, to: String.fromCharCode(from.charCodeAt(0) + 1) } };
   }
 
   /** The lane a task is in; null for one outside every lane (an ID not made by this library). */
   of(task: VersionedTask): number | null {
     if (this.shards.sharded) return task.task.shard;
-    const digit = HEX.indexOf(task.docId[0] ?? '');
-    return digit >= 0 ? Math.floor(digit / DIGITS_PER_LANE) : null;
+    const lane = HEX.indexOf(task.docId[0] ?? '');
+    return lane >= 0 ? lane : null;
   }
 }
 
