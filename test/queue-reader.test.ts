@@ -17,26 +17,26 @@ const head = (docId: string, dueAgoMs = 0): VersionedTask =>
 describe('QueueReader hand-overs', () => {
   it("keeps only the listener's latest head: the head it showed before has left the due queue", () => {
     const reader = new QueueReader(store, {} as LeaseProtocol, 'job', capturingLogger(), Date.now);
-    reader.offer(head('a'), true);
-    reader.offer(head('b'), true);
+    reader.offer([head('a')], true);
+    reader.offer([head('b')], true);
     expect(reader.takeBuffered().map((t) => t.docId)).toEqual(['b']);
   });
 
   it('keeps every task handed over by a local create, next to the latest listener head', () => {
     const reader = new QueueReader(store, {} as LeaseProtocol, 'job', capturingLogger(), Date.now);
-    reader.offer(head('c'), false);
-    reader.offer(head('l1'), true);
-    reader.offer(head('d'), false);
-    reader.offer(head('l2'), true);
+    reader.offer([head('c')], false);
+    reader.offer([head('l1')], true);
+    reader.offer([head('d')], false);
+    reader.offer([head('l2')], true);
     expect(reader.takeBuffered().map((t) => t.docId)).toEqual(['l2', 'd', 'c']);
   });
 
   it('calls a round of fresh heads a trickle, and a head that waited seconds a backlog', () => {
     const reader = new QueueReader(store, {} as LeaseProtocol, 'job', capturingLogger(), Date.now);
-    reader.offer(head('fresh', 20), true);
+    reader.offer([head('fresh', 20)], true);
     reader.takeBuffered();
     expect(reader.lastTakeWasFreshHandOvers(Date.now())).toBe(true);
-    reader.offer(head('old', 5000), true);
+    reader.offer([head('old', 5000)], true);
     reader.takeBuffered();
     expect(reader.lastTakeWasFreshHandOvers(Date.now())).toBe(false);
     reader.takeBuffered(); // nothing handed over: not a trickle round

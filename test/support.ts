@@ -60,6 +60,22 @@ export async function startWorkerProcess(env: string, ledger: string, settings: 
   return child;
 }
 
+/**
+ * Runs test/workers/producer-process.ts: `count` job tasks created in env `env`, one after
+ * another, from another process. Resolves once they all are.
+ */
+export async function produceInAnotherProcess(env: string, count: number): Promise<void> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/workers/producer-process.ts'], {
+    env: { ...process.env, FIRESTORE_EMULATOR_HOST: emulatorHost(), ONCE_TASK_ENV: env, ONCE_TASK_COLLECTION: TEST_COLLECTION, COUNT: String(count), ONCE_TASK_LOG_LEVEL: 'silent' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.add(child);
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('done') && resolve());
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`producer exited with ${code}`))));
+  });
+}
+
 /** One handler attempt as test/workers/worker-process.ts records it in its ledger collection. */
 export interface LedgerEntry {
   taskId: string;

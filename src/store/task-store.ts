@@ -11,7 +11,7 @@ import { CommitGrouper, DEFAULT_WRITE_BATCHING, WriteBatcher, type WriteBatching
 import { QueryBuilder } from './query-builder.js';
 import { Shards } from './shards.js';
 import { TaskListing } from './task-listing.js';
-import { watchQueueHead, type HeadCallback } from './head-listener.js';
+import { watchQueueHead, type WindowCallback } from './head-listener.js';
 import { PolicyCreator, type CreatePolicy, type PolicyOutcome } from './create-policy.js';
 import { AdminWrites, type MutateResult } from './admin-writes.js';
 import { QueueQueries, type ClaimableOptions } from './queue-queries.js';
@@ -294,11 +294,11 @@ export class TaskStore {
   // ---- listeners ------------------------------------------------------------------------
 
   /**
-   * Listens to the head of a kind's queue (the next task to come due, a running one's lease
-   * expiry included); see {@link watchQueueHead}. Returns the unsubscribe function.
+   * Listens to the first `size` tasks of a kind's queue by due time; see {@link watchQueueHead}.
+   * Returns the unsubscribe function.
    */
-  watchHead(kind: string, statuses: readonly TaskStatus[], onHead: HeadCallback, onError: (err: Error) => void): () => void {
-    return watchQueueHead(this, kind, statuses, onHead, onError);
+  watchHead(kind: string, statuses: readonly TaskStatus[], size: number, onWindow: WindowCallback, onError: (err: Error) => void): () => void {
+    return watchQueueHead(this, kind, statuses, size, onWindow, onError);
   }
 
   /**

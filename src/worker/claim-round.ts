@@ -236,6 +236,7 @@ export class Claimer<S extends z.ZodType> {
       clearBlock: liftBlock,
     });
     if (!lease) return 'conflict';
+    for (const c of candidates) this.reader.noteClaimed(c);
     this.host.run(lease, key);
     return 'claimed';
   }

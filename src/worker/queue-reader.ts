@@ -26,6 +26,8 @@ const MIN_FRESH_MS = 250;
 const MAX_FRESH_MS = 2000;
 /** Most handed-over heads kept for the next round. */
 const MAX_OFFERED = 16;
+/** Most claimed task versions a worker remembers (see {@link QueueReader.noteClaimed}). */
+const MAX_CLAIMED_VERSIONS = 1000;
 /** Most lock versions a worker remembers. */
 const MAX_CACHED_LOCKS = 10_000;
 /** How often a busy worker also looks for expired leases and cancel requests (the pending queue is the hot path). */
@@ -38,10 +40,17 @@ export class QueueReader {
   private offered: VersionedTask[] = [];
   /** How late handed-over heads arrive after they came due (a moving average, ms). */
   private listenerDelayMs = 100;
-  /** The offered head that came from the listener (the others came from local creates). */
+  /** The offered tasks that came from the listener (the others came from local creates). */
   private fromListener = new Set<string>();
-  /** What the last {@link takeBuffered} gave: the handed-over heads, and the page leftovers. */
-  private lastTaken: { offered: VersionedTask[]; page: VersionedTask[] } = { offered: [], page: [] };
+  /** The versions of the tasks this worker claimed last, by document ID: a listener answer that lags still shows them due. */
+  private readonly claimedVersions = new Map<string, VersionedTask['updateTime']>();
+  /** Whether the listener's last window held every due task. */
+  private windowComplete = false;
+  /**
+   * What the last {@link takeBuffered} gave: the handed-over heads, the page leftovers, whether
+   * the heads included the listener's last window, and whether that window was complete.
+   */
+  private lastTaken: { offered: VersionedTask[]; page: VersionedTask[]; window: boolean; complete: boolean } = { offered: [], page: [], window: false, complete: false };
   /** Unclaimed due candidates of the last page. */
   private buffer: { tasks: VersionedTask[]; at: number } | null = null;
   /** Current page size of the due-task query (adapts to query latency and contention). */
@@ -78,16 +87,32 @@ export class QueueReader {
   }
 
   /**
-   * Puts a due task (from the queue listener) first in line. Kept apart from the page buffer, so
-   * a round that was reading the queue when the head arrived cannot overwrite it when it ends.
+   * Puts due tasks (the queue listener's, or this process's own creates) first in line. Kept
+   * apart from the page buffer, so a round that was reading the queue when they arrived cannot
+   * overwrite them when it ends. `complete`: the listener showed every due task (its window was
+   * not full), so a page read would find nothing more.
    */
-  offer(head: VersionedTask, fromListener = true): void {
-    // A new head from the listener means the one it showed before has left the due queue (in
-    // all likelihood claimed by another process): trying it would only lose a race. Tasks
-    // handed over from this process's own creates are all still there.
+  offer(shown: readonly VersionedTask[], fromListener = true, complete = false): void {
+    // The listener's answer may lag this worker's own claims: a task shown at the version it was
+    // claimed from is ours already (a claim of it would only lose against ourselves).
+    const heads = shown.filter((t) => !this.claimedVersions.get(t.docId)?.isEqual(t.updateTime));
+    // A new window from the listener replaces the one it showed before: a task gone from it has
+    // left the due queue (in all likelihood claimed by another process), and trying it would
+    // only lose a race. Tasks handed over from this process's own creates are all still there.
     const keep = fromListener ? this.offered.filter((t) => !this.fromListener.has(t.docId)) : this.offered;
-    if (fromListener) this.fromListener = new Set([head.docId]);
-    this.offered = [head, ...keep.filter((t) => t.docId !== head.docId)].slice(0, MAX_OFFERED);
+    if (fromListener) {
+      this.fromListener = new Set(heads.map((t) => t.docId));
+      this.windowComplete = complete;
+    }
+    const ids = new Set(heads.map((t) => t.docId));
+    this.offered = [...heads, ...keep.filter((t) => !ids.has(t.docId))].slice(0, MAX_OFFERED);
+  }
+
+  /** Remembers that this worker claimed `task` at the version it has. */
+  noteClaimed(task: VersionedTask): void {
+    this.claimedVersions.delete(task.docId);
+    this.claimedVersions.set(task.docId, task.updateTime);
+    if (this.claimedVersions.size > MAX_CLAIMED_VERSIONS) this.claimedVersions.delete(this.claimedVersions.keys().next().value!);
   }
 
   /** Heads handed over since the last round began (not yet tried). */
@@ -101,18 +126,22 @@ export class QueueReader {
   }
 
   /**
-   * Whether the last {@link takeBuffered} gave heads the listener handed over, and every task it
-   * gave (page leftovers too) came due recently: within about two listener delays (how late the
-   * newest handed-over head arrives, averaged; at least 250 ms, at most 2 s). A task due longer
-   * ago means work is piling up (nobody took it at once), and a page read pays off; fresh ones
-   * are a trickle the listener keeps up with.
+   * Whether the last {@link takeBuffered} gave heads the listener handed over, and either they
+   * were all the due tasks there are (the listener's window was not full, and no page leftovers
+   * came with them), or every task it gave (page leftovers too) came due recently. A task due
+   * longer ago means work is piling up (nobody took it at once), and a page read pays off;
+   * fresh ones are a trickle the listener keeps up with. Recently: within 2 s when the take
+   * held the listener's window (a pile-up smaller than that drains through the window, each
+   * task read once, however many are due behind it); otherwise within about two listener
+   * delays (how late the newest handed-over head arrives, averaged; at least 250 ms).
    */
   lastTakeWasFreshHandOvers(now: number): boolean {
-    const { offered, page } = this.lastTaken;
+    const { offered, page, complete, window } = this.lastTaken;
     if (offered.length === 0) return false;
     const newest = Math.min(...offered.map((t) => now - t.task.waitUntil.getTime()));
     this.listenerDelayMs += (Math.max(0, newest) - this.listenerDelayMs) * 0.2;
-    const fresh = Math.min(MAX_FRESH_MS, Math.max(MIN_FRESH_MS, 2 * this.listenerDelayMs + 50));
+    if (complete && page.length === 0) return true;
+    const fresh = window ? MAX_FRESH_MS : Math.min(MAX_FRESH_MS, Math.max(MIN_FRESH_MS, 2 * this.listenerDelayMs + 50));
     return [...offered, ...page].every((t) => now - t.task.waitUntil.getTime() <= fresh);
   }
 
@@ -148,7 +177,8 @@ export class QueueReader {
     this.buffer = null;
     this.offered = [];
     const page = buffered && Date.now() - buffered.at < BUFFER_TTL_MS ? buffered.tasks : [];
-    this.lastTaken = { offered, page };
+    const window = offered.some((t) => this.fromListener.has(t.docId));
+    this.lastTaken = { offered, page, window, complete: window && this.windowComplete };
     const ids = new Set(offered.map((t) => t.docId));
     return [...offered, ...page.filter((t) => !ids.has(t.docId))];
   }
