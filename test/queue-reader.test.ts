@@ -3,7 +3,7 @@
  * backend: a stub store that is never asked.
  */
 import { describe, expect, it } from 'vitest';
-import type { Timestamp } from '@google-cloud/firestore';
+import { Timestamp } from '@google-cloud/firestore';
 import type { LeaseProtocol } from '../src/lease/protocol.js';
 import { Shards } from '../src/store/shards.js';
 import type { TaskStore, VersionedTask } from '../src/store/task-store.js';
@@ -40,6 +40,29 @@ describe('QueueReader hand-overs', () => {
     reader.takeBuffered();
     expect(reader.lastTakeWasFreshHandOvers(Date.now())).toBe(false);
     reader.takeBuffered(); // nothing handed over: not a trickle round
+    expect(reader.lastTakeWasFreshHandOvers(Date.now())).toBe(false);
+  });
+
+  it("skips a task the listener shows at the version this worker claimed it from (its answer lags the claim), not one changed since", () => {
+    const reader = new QueueReader(store, {} as LeaseProtocol, 'job', capturingLogger(), Date.now);
+    const at = (docId: string, seconds: number): VersionedTask => ({ ...head(docId), updateTime: new Timestamp(seconds, 0) });
+    reader.noteClaimed(at('a', 1));
+    reader.offer([at('a', 1), at('b', 1)], true, true);
+    expect(reader.takeBuffered().map((t) => t.docId)).toEqual(['b']);
+    reader.offer([at('a', 2)], true, true); // released or retried since: pending again, claimable
+    expect(reader.takeBuffered().map((t) => t.docId)).toEqual(['a']);
+  });
+
+  it('calls a round that took a complete window of the listener a trickle however long its tasks waited', () => {
+    const reader = new QueueReader(store, {} as LeaseProtocol, 'job', capturingLogger(), Date.now);
+    reader.offer([head('old', 5000)], true, true);
+    reader.takeBuffered();
+    expect(reader.lastTakeWasFreshHandOvers(Date.now())).toBe(true);
+    reader.offer([head('old2', 1500)], true, false); // a full window: fresh for 2 s
+    reader.takeBuffered();
+    expect(reader.lastTakeWasFreshHandOvers(Date.now())).toBe(true);
+    reader.offer([head('old3', 5000)], true, false);
+    reader.takeBuffered();
     expect(reader.lastTakeWasFreshHandOvers(Date.now())).toBe(false);
   });
 });
