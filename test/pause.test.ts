@@ -10,9 +10,11 @@ describe('pause and resume', () => {
     const m = makeManager(db);
     const ledger = `ledger-${m.env}`;
     const children = await Promise.all([1, 2].map(() => startWorkerProcess(m.env, ledger, { CONCURRENCY: '2' })));
-    // Both processes are working before the pause.
-    await m.createMany(jobTask, Array.from({ length: 4 }, (_, i) => ({ n: i, sleepMs: 300 })));
-    await waitFor(async () => (await m.countByStatus(jobTask)).succeeded === 4, { timeoutMs: 15_000 });
+    // Both processes are working before the pause: a backlog that keeps the listener's holder
+    // saturated for longer than a second (its 2 slots; 2.4 s alone), so it hands the role on and
+    // the other process joins in. (4 tasks of 300 ms clear by themselves in 0.6 s.)
+    await m.createMany(jobTask, Array.from({ length: 8 }, (_, i) => ({ n: i, sleepMs: 600 })));
+    await waitFor(async () => (await m.countByStatus(jobTask)).succeeded === 8, { timeoutMs: 15_000 });
     await m.pause({ kind: jobTask });
     const pausedAt = Date.now();
     expect(await m.paused()).toEqual([{ kind: 'job', since: expect.any(Date), until: null }]);
@@ -23,7 +25,7 @@ describe('pause and resume', () => {
     expect(during).toEqual([]);
     expect((await m.countByStatus(jobTask)).pending).toBe(6);
     await m.resume({ kind: jobTask });
-    await waitFor(async () => (await m.countByStatus(jobTask)).succeeded === 10, { timeoutMs: 15_000, message: 'all ran after resume' });
+    await waitFor(async () => (await m.countByStatus(jobTask)).succeeded === 14, { timeoutMs: 15_000, message: 'all ran after resume' });
     const pids = new Set((await readLedger(db, ledger)).map((e) => e.pid));
     expect(pids).toEqual(new Set(children.map((c) => c.pid)));
     expect(await m.paused()).toEqual([]);
