@@ -137,7 +137,7 @@ export class KindWorker<S extends z.ZodType> {
     this.watcher = new QueueWatcher(
       settings.store,
       def.kind,
-      (due, complete) => (due ? this.wake(due, true, complete) : this.wake()),
+      (due, complete) => (due ? this.handOver(due, complete ?? false) : this.wake()),
       this.log,
       (bad) => void this.reader.reportMalformed(bad.docId, bad.updateTime, bad.reason),
       settings.clock,
@@ -180,15 +180,27 @@ export class KindWorker<S extends z.ZodType> {
 
   /**
    * Makes a sleeping loop look at the queue now (e.g. a task was created in this process).
-   * Due tasks handed over (from the queue listener, or a create here) are tried first, without
-   * a query; `complete`: the listener showed every due task.
+   * A due task handed over (a create here) is tried first, without a query.
    */
-  wake(due?: VersionedTask | readonly VersionedTask[], fromListener = false, complete = false): void {
-    const handed = due === undefined ? [] : Array.isArray(due) ? (due as readonly VersionedTask[]) : [due as VersionedTask];
-    if (handed.length > 0) this.reader.offer(handed, fromListener, complete);
+  wake(dueHead?: VersionedTask): void {
+    if (dueHead) this.reader.offer([dueHead], false);
+    this.rouse(false);
+  }
+
+  /**
+   * The queue listener showed due tasks (`complete`: every due task there is): they are tried
+   * first, without a query.
+   */
+  private handOver(due: readonly VersionedTask[], complete: boolean): void {
+    this.reader.offer(due, true, complete);
     // Saturated: due work shown while every slot is taken (the listener may still show tasks this
     // process has claimed: its answer lags the claim).
-    if (fromListener && this.running.size >= this.options.concurrency && handed.some((t) => !this.running.heldHere(t.docId))) this.saturatedSince ??= Date.now();
+    if (this.running.size >= this.options.concurrency && due.some((t) => !this.running.heldHere(t.docId))) this.saturatedSince ??= Date.now();
+    this.rouse(true);
+  }
+
+  /** Ends the loop's sleep (now, or after a random moment when hand-overs keep being lost). */
+  private rouse(fromListener: boolean): void {
     // Other processes keep winning the handed-over heads: wait a moment at random first, so
     // that one of us claims the head and the others see it go (the listener shows the next
     // head) instead of all sending a claim that loses.
