@@ -66,3 +66,40 @@ describe('QueueReader hand-overs', () => {
     expect(reader.lastTakeWasFreshHandOvers(Date.now())).toBe(false);
   });
 });
+
+describe('QueueReader read-ahead', () => {
+  /** A store whose due-task query answers full pages of fresh tasks and records how it was asked. */
+  function pagingStore() {
+    const asked: { limit: number; after: unknown }[] = [];
+    let n = 0;
+    const fake = {
+      env: 'stub',
+      shards: new Shards(1, 'stub'),
+      findClaimable: async (_kind: string, statuses: readonly string[], _now: Date, limit: number, options: { after?: unknown } = {}) => {
+        if (!statuses.includes('pending')) return { tasks: [], malformed: [], next: null };
+        asked.push({ limit, after: options.after });
+        const tasks = Array.from({ length: limit }, () => head(`t${n++}`));
+        return { tasks, malformed: [], next: { cursor: n } };
+      },
+    };
+    return { store: fake as unknown as TaskStore, asked };
+  }
+
+  it('reads the page after a full one while it is claimed, then the head again', async () => {
+    const { store: paging, asked } = pagingStore();
+    const reader = new QueueReader(paging, {} as LeaseProtocol, 'job', capturingLogger(), Date.now);
+    const first = await reader.nextPage(16, undefined);
+    expect(asked).toHaveLength(1);
+    reader.readAhead(16, first.next!);
+    expect(asked).toHaveLength(2); // asked at once, in the background
+    expect(asked[1]!.after).toBe(first.next);
+    const second = await reader.nextPage(16, undefined);
+    expect(asked).toHaveLength(2); // the page read ahead, no new query
+    expect(second.tasks[0]!.docId).toBe(`t${first.tasks.length}`);
+    reader.readAhead(16, second.next!); // not after a page that was itself read ahead
+    expect(asked).toHaveLength(2);
+    await reader.nextPage(16, undefined);
+    expect(asked).toHaveLength(3);
+    expect(asked[2]!.after).toBeUndefined(); // from the head
+  });
+});

@@ -14,6 +14,7 @@ import {
 import { useFirestore, waitFor } from './fixture.js';
 import { capturingLogger, jobTask, makeManager, sleep, TEST_COLLECTION } from './support.js';
 import { Shards } from '../src/store/shards.js';
+import { internalsOf } from '../src/testing/internals.js';
 
 const db = useFirestore();
 const quick = fixedDelay({ maxAttempts: 3, delayMs: 20 });
@@ -241,6 +242,25 @@ describe('concurrency', () => {
     m.start();
     await waitFor(async () => (await m.list({ limit: 20, status: 'succeeded' })).tasks.length === 12, { timeoutMs: 20_000 });
     expect(peak).toBe(3);
+  });
+
+  it("frees a handler's slot when it returns, so the next claim goes out with its outcome write: about one round trip per task", async () => {
+    const m = makeManager(db);
+    await m.createMany(jobTask, Array.from({ length: 20 }, (_, n) => ({ n })));
+    let active = 0;
+    let peak = 0;
+    m.handle(jobTask, async () => {
+      peak = Math.max(peak, ++active);
+      await sleep(5);
+      active--;
+    }, { concurrency: 1 });
+    const { stats } = internalsOf(m).store.batcher;
+    const before = stats.flushes;
+    m.start();
+    await waitFor(async () => (await m.list({ limit: 30, status: 'succeeded' })).tasks.length === 20, { timeoutMs: 20_000 });
+    expect(peak).toBe(1);
+    // A claim and an outcome each in a round trip of its own would be 40.
+    expect(stats.flushes - before).toBeLessThanOrEqual(30);
   });
 
   it('never runs a task twice when several workers share the queue', async () => {

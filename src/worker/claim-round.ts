@@ -114,6 +114,8 @@ export class Claimer<S extends z.ZodType> {
         buffered = [];
       } else {
         ({ tasks, next, short: queueShort } = await this.reader.nextPage(free - claimed, after));
+        // A full page: there is more behind it; have it read by the time this one is claimed.
+        if (next !== null) this.reader.readAhead(free, next);
         sawDue ||= tasks.length > 0;
         drained = tasks.length === 0;
         page++;

@@ -45,6 +45,8 @@ export interface ExecutionSettings<T> {
   writeDeadline: () => number | null;
   /** Makes the worker look at the queue again (a task was handed to `onCancel`). */
   wake: () => void;
+  /** The lease's handler (or `onCancel`) has returned; its outcome is written next. */
+  handlerReturned: (lease: Lease) => void;
   /** The manager's hooks. */
   hooks: HookRunner;
   /** The manager's OpenTelemetry instruments. */
@@ -351,7 +353,9 @@ export class Execution<S extends z.ZodType> {
 
   /** Calls a handler (see {@link callHandler}) under the kind's `timeoutMs` and the shutdown write deadline. */
   private invoke(call: () => unknown, controller: AbortController, lease: Lease, keeper: LeaseKeeper, log: OnceTaskLogger): Promise<AttemptOutcome | null> {
-    return callHandler(call, controller, lease, keeper, log, { timeoutMs: this.s.options.timeoutMs, writeDeadline: () => this.s.writeDeadline() });
+    const called = callHandler(call, controller, lease, keeper, log, { timeoutMs: this.s.options.timeoutMs, writeDeadline: () => this.s.writeDeadline() });
+    // (callHandler answers only once the handler has returned, even after an abort.)
+    return called.then((outcome) => (this.s.handlerReturned(lease), outcome));
   }
 
   /** A lost lease on one task of a group is logged, not thrown. */

@@ -123,6 +123,7 @@ export class KindWorker<S extends z.ZodType> {
       stopping: () => this.stopping,
       writeDeadline: () => this.writeDeadline,
       wake: () => this.wake(),
+      handlerReturned: (lease) => this.freeSlot(lease.token),
       hooks: settings.hooks,
       telemetry: settings.telemetry,
     });
@@ -145,7 +146,7 @@ export class KindWorker<S extends z.ZodType> {
     );
     this.role = settings.listen && settings.listenerRoleMs > 0
       ? new ListenerRole(settings.store, def.kind, settings.protocol.workerId, settings.clock, settings.maxClockSkewMs, this.log, () => this.wake(),
-        () => !this.stopping && this.running.size < this.options.concurrency, settings.listenerRoleMs)
+        () => !this.stopping && this.slotsInUse < this.options.concurrency, settings.listenerRoleMs)
       : null;
     settings.control.subscribe(() => this.wake());
   }
@@ -195,7 +196,7 @@ export class KindWorker<S extends z.ZodType> {
     this.reader.offer(due, true, complete);
     // Saturated: due work shown while every slot is taken (the listener may still show tasks this
     // process has claimed: its answer lags the claim).
-    if (this.running.size >= this.options.concurrency && due.some((t) => !this.running.heldHere(t.docId))) this.saturatedSince ??= Date.now();
+    if (this.slotsInUse >= this.options.concurrency && due.some((t) => !this.running.heldHere(t.docId))) this.saturatedSince ??= Date.now();
     this.rouse(true);
   }
 
@@ -265,7 +266,7 @@ export class KindWorker<S extends z.ZodType> {
     let spread = false;
     let fullSince: number | null = null;
     while (!this.stopping && generation === this.generation) {
-      const free = this.options.concurrency - this.running.size;
+      const free = this.options.concurrency - this.slotsInUse;
       if (free <= 0) {
         // Full: wake-ups are useless until a run ends (which wakes the loop). After a while of
         // being full, stop paying listener reads for a head that changes with every claim.
@@ -400,12 +401,27 @@ export class KindWorker<S extends z.ZodType> {
     const run: ActiveRun = { lease, controller, done: Promise.resolve() };
     this.running.add(id, run);
     run.done = this.execution.run(lease, controller).finally(() => {
-      const wasFull = this.running.size >= this.options.concurrency;
+      const wasFull = this.slotsInUse >= this.options.concurrency;
       this.running.delete(id);
       if (key !== null) this.reader.rememberReleasedLock(lease, key);
       // A freed slot is worth a look at the queue only if slots were all taken (due work may be
       // waiting) or a key was released; otherwise the listener reports new work by itself.
       if (wasFull || key !== null || !this.watcher.active || !this.settings.listen) this.wake();
     });
+  }
+
+  /** Slots in use (see {@link LocalRuns.slotsInUse}). */
+  private get slotsInUse(): number {
+    return this.running.slotsInUse(this.options.concurrency);
+  }
+
+  /**
+   * A run's handler returned: its slot is free while the outcome is written. If slots were all
+   * taken, look at the queue now, so the next claims go out with that outcome write.
+   */
+  private freeSlot(token: string): void {
+    const wasFull = this.slotsInUse >= this.options.concurrency;
+    this.running.handlerReturned(token);
+    if (wasFull) this.wake();
   }
 }

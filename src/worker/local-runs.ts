@@ -15,12 +15,31 @@ export interface ActiveRun {
 
 export class LocalRuns {
   private readonly runs = new Map<string, ActiveRun>();
+  /** Runs whose handler has returned and whose outcome is being written (see {@link handlerReturned}). */
+  private readonly finishing = new Set<string>();
 
   constructor(private readonly store: Pick<TaskStore, 'readDoc'>) {}
 
-  /** How many runs are in progress (slots in use). */
+  /** How many runs this process holds: handlers running, and outcomes being written. */
   get size(): number {
     return this.runs.size;
+  }
+
+  /**
+   * Slots in use: runs whose handler has not returned yet, plus the outcomes being written beyond
+   * `concurrency` of them. A handler's slot is free once it has returned, so the next claim goes
+   * out with its outcome write in one round trip (as BullMQ fetches the next job when it
+   * completes one); its task stays held here until the outcome is written, and at most
+   * `concurrency` outcomes in writing are not counted, so a backend slow to take outcomes
+   * still holds claims back.
+   */
+  slotsInUse(concurrency: number): number {
+    return this.runs.size - Math.min(this.finishing.size, concurrency);
+  }
+
+  /** The run's handler has returned: its slot is free while its outcome is written. */
+  handlerReturned(token: string): void {
+    if (this.runs.has(token)) this.finishing.add(token);
   }
 
   values(): IterableIterator<ActiveRun> {
@@ -33,6 +52,7 @@ export class LocalRuns {
 
   delete(token: string): void {
     this.runs.delete(token);
+    this.finishing.delete(token);
   }
 
   /** The task as held in this process (running, or its aborted handler has not returned yet), if it is. */

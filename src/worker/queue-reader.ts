@@ -35,6 +35,13 @@ const OTHER_STATUSES_INTERVAL_MS = 5000;
 /** How many malformed document IDs a worker remembers so each is reported once. */
 const MAX_REMEMBERED_MALFORMED = 10_000;
 
+/** A page of due candidates: the cursor after it (null: none, or not full), and whether the queue looked short. */
+export interface PageResult {
+  tasks: VersionedTask[];
+  next: ClaimCursor | null;
+  short: boolean;
+}
+
 export class QueueReader {
   /** Heads the queue listener handed over since the last round began. */
   private offered: VersionedTask[] = [];
@@ -51,6 +58,10 @@ export class QueueReader {
    * the heads included the listener's last window, and whether that window was complete.
    */
   private lastTaken: { offered: VersionedTask[]; page: VersionedTask[]; window: boolean; complete: boolean } = { offered: [], page: [], window: false, complete: false };
+  /** A page being read ahead (see {@link readAhead}): after which cursor, since when. */
+  private ahead: { after: ClaimCursor; at: number; page: Promise<PageResult | null> } | null = null;
+  /** Whether the last page {@link nextPage} gave was read ahead. */
+  private lastReadAhead = false;
   /** Unclaimed due candidates of the last page. */
   private buffer: { tasks: VersionedTask[]; at: number } | null = null;
   /** Current page size of the due-task query (adapts to query latency and contention). */
@@ -187,27 +198,68 @@ export class QueueReader {
    * The next page of due candidates. Pending tasks are the hot path (one equality on status);
    * running tasks with expired leases and cancelling tasks are looked for every few seconds,
    * and whenever the pending queue runs short. The page grows while queries are slow compared
-   * with claims (a large backlog on the emulator), so one query feeds many claims.
+   * with claims (a large backlog on the emulator), so one query feeds many claims. A page read
+   * ahead (see {@link readAhead}) is taken instead of a new query.
    */
-  async nextPage(free: number, after: ClaimCursor | undefined): Promise<{ tasks: VersionedTask[]; next: ClaimCursor | null; short: boolean }> {
-    const { store } = this;
-    const limit = Math.max(Math.min(MAX_BASE_PAGE, Math.max(MIN_PAGE_SIZE, free * 2 + 4)), this.pageSize);
+  async nextPage(free: number, after: ClaimCursor | undefined): Promise<PageResult> {
+    const ahead = this.ahead;
+    if (ahead && (after === undefined || after === ahead.after)) {
+      this.ahead = null;
+      const page = await ahead.page;
+      this.lastReadAhead = true;
+      if (page && Date.now() - ahead.at < BUFFER_TTL_MS) return page;
+    }
+    this.lastReadAhead = false;
     const started = Date.now();
-    const { short, ...found } = await this.pendingPage(limit, after, free);
+    // Due by the interval: look for the others alongside the page, not after it.
+    const othersDue = after === undefined && started - this.othersCheckedAt >= this.othersInterval;
+    const alongside = othersDue ? this.others(free, started) : null;
+    const page = await this.readPage(free, after);
+    const others = alongside ?? (after === undefined && page.short ? this.others(free, started) : null);
+    if (!others) return page;
+    return { ...page, tasks: [...(await others), ...page.tasks].sort(byQueueOrder) };
+  }
+
+  /** Running tasks with expired leases and cancelling tasks, due by now. */
+  private async others(free: number, started: number): Promise<VersionedTask[]> {
+    this.othersCheckedAt = started;
+    const found = await this.store.findClaimable(this.kind, ['running', 'cancelling'], new Date(this.clock()), this.pageLimit(free));
+    for (const bad of found.malformed) void this.reportMalformed(bad.docId, bad.updateTime, bad.reason);
+    return found.tasks;
+  }
+
+  /**
+   * Starts reading the page after `after` (the end of a full page just read) while the round
+   * claims from that one, so the round that needs the next page finds it read instead of
+   * waiting for a query (a query of a large queue takes 100–200 ms on the emulator; a round of
+   * 64 claims about 30 ms). Not after a page that was itself read ahead: the page after that is
+   * read from the queue's head, so a task that came due ahead of the backlog (a higher priority,
+   * a retry) waits two pages at most. (Reading the head ahead instead would read again the page
+   * being claimed: 4.8 billed operations per task against 4.0.)
+   */
+  readAhead(free: number, after: ClaimCursor): void {
+    if (this.ahead || this.lastReadAhead) return;
+    this.ahead = { after, at: Date.now(), page: this.readPage(free, after).catch(() => null) };
+  }
+
+  /** How many tasks a page asks for: from the free slots (at most MAX_BASE_PAGE), or the adapted page size if larger. */
+  private pageLimit(free: number): number {
+    return Math.max(Math.min(MAX_BASE_PAGE, Math.max(MIN_PAGE_SIZE, free * 2 + 4)), this.pageSize);
+  }
+
+  /** A page of pending tasks (see {@link pendingPage}), the page size adapted to how the query went. */
+  private async readPage(free: number, after: ClaimCursor | undefined): Promise<PageResult> {
+    const limit = this.pageLimit(free);
+    const started = Date.now();
+    const { short, tasks, malformed, next } = await this.pendingPage(limit, after, free);
     const took = Date.now() - started;
     // A slow query (a large backlog on a scanning backend) makes the next page as large as allowed
     // at once; fast ones shrink it back, so idle and light loads read no more than they claim.
-    this.pageSize = nextPageSize(this.pageSize, took, !short, this.pageLossRate, this.provenOn === this.spread.lane);
+    // (From the page size used: one from the free slots grows from there.)
+    this.pageSize = nextPageSize(limit, took, !short, this.pageLossRate, this.provenOn === this.spread.lane);
     this.othersInterval = Math.max(OTHER_STATUSES_INTERVAL_MS, took * 20);
-    let { tasks, malformed } = found;
-    if (after === undefined && (short || started - this.othersCheckedAt >= this.othersInterval)) {
-      this.othersCheckedAt = started;
-      const others = await store.findClaimable(this.kind, ['running', 'cancelling'], new Date(this.clock()), limit);
-      tasks = [...others.tasks, ...tasks].sort(byQueueOrder);
-      malformed = [...malformed, ...others.malformed];
-    }
     for (const bad of malformed) void this.reportMalformed(bad.docId, bad.updateTime, bad.reason);
-    return { tasks, next: found.next, short };
+    return { tasks, next, short };
   }
 
   /**
