@@ -213,11 +213,11 @@ export class QueueReader {
     const started = Date.now();
     // Due by the interval: look for the others alongside the page, not after it.
     const othersDue = after === undefined && started - this.othersCheckedAt >= this.othersInterval;
-    const alongside = othersDue ? this.others(free, started) : null;
-    const page = await this.readPage(free, after);
-    const others = alongside ?? (after === undefined && page.short ? this.others(free, started) : null);
+    // (Awaited together: a failure of either is the round's, never an unhandled rejection.)
+    const [page, alongside] = await Promise.all([this.readPage(free, after), othersDue ? this.others(free, started) : null]);
+    const others = alongside ?? (after === undefined && page.short ? await this.others(free, started) : null);
     if (!others) return page;
-    return { ...page, tasks: [...(await others), ...page.tasks].sort(byQueueOrder) };
+    return { ...page, tasks: [...others, ...page.tasks].sort(byQueueOrder) };
   }
 
   /** Running tasks with expired leases and cancelling tasks, due by now. */
