@@ -8,7 +8,7 @@ import type { ClaimCursor, VersionedLock, VersionedTask } from '../store/task-st
 import { CLAIMABLE_STATUSES, OPEN_STATUSES } from '../task-document.js';
 import { pickCandidates, type Pick } from './candidates.js';
 import { ExpiredLeases } from './expired-leases.js';
-import type { WorkerSettings } from './kind-worker.js';
+import type { WorkerSettings } from './worker-settings.js';
 import type { QueueReader } from './queue-reader.js';
 
 /**

@@ -6,7 +6,7 @@ import { decideRetry } from '../retry.js';
 import { isDue } from '../priority.js';
 import type { TaskStatus } from '../task-document.js';
 import type { VersionedTask } from '../store/task-store.js';
-import type { WorkerSettings } from './kind-worker.js';
+import type { WorkerSettings } from './worker-settings.js';
 
 /** Statuses a grouped claim takes from a key's queue (cancel requests are claimed one by one). */
 const GROUP_STATUSES: readonly TaskStatus[] = ['pending', 'running'];

@@ -1,12 +1,8 @@
-import type { Telemetry } from '../telemetry/telemetry.js';
-import type { HookRunner } from './hooks.js';
 import type { z } from 'zod';
 import { ShutdownError } from '../errors.js';
 import { Execution } from './execution.js';
 import type { HandlerSpec, ResolvedHandlerOptions } from '../handlers.js';
 import type { Lease } from '../lease/lease.js';
-import type { LeaseProtocol } from '../lease/protocol.js';
-import type { Clock } from '../clock.js';
 import type { OnceTaskLogger } from '../logger.js';
 import { Claimer, type RoundResult } from './claim-round.js';
 import { QueueReader } from './queue-reader.js';
@@ -14,11 +10,11 @@ import { watchSlow, within } from './timing.js';
 import { QueueWatcher } from './queue-watcher.js';
 import { ListenerRole } from './listener-role.js';
 import { LocalRuns, type ActiveRun } from './local-runs.js';
-import type { ProcessControl } from './process-control.js';
 import type { WorkerProbe } from '../testing/internals.js';
 import { LoopRecord } from './worker-probe.js';
-import type { TaskStore, VersionedTask } from '../store/task-store.js';
+import type { VersionedTask } from '../store/task-store.js';
 import { CLAIMABLE_STATUSES } from '../task-document.js';
+import type { WorkerSettings } from './worker-settings.js';
 import type { TaskDefinition } from '../task-definition.js';
 
 /**
@@ -27,33 +23,6 @@ import type { TaskDefinition } from '../task-definition.js';
  * the others; see {@link Claimer}), run each claim, and sleep until the next due time, a wake-up
  * or the poll interval.
  */
-
-/** Settings shared by every worker of a manager. */
-export interface WorkerSettings {
-  store: TaskStore;
-  protocol: LeaseProtocol;
-  logger: OnceTaskLogger;
-  /** Wake up through a listener on the queue head instead of polling. */
-  listen: boolean;
-  /** With `listen`: the lease of the kind's listener role (one listening process at a time, see {@link ListenerRole}); 0: every process listens. */
-  listenerRoleMs: number;
-  /** Without a listener: longest idle sleep. With one: re-check interval while due tasks wait behind busy keys. */
-  pollIntervalMs: number;
-  /** With a listener: longest idle sleep (a safety sweep for anything the listener missed). */
-  sweepIntervalMs: number;
-  /** How long finished tasks are kept before TTL deletion. */
-  retentionMs: number;
-  /** Wall time of this process. */
-  clock: Clock;
-  /** A lease (or key lock) counts as expired for a claimer only this long after its stored expiry. */
-  maxClockSkewMs: number;
-  /** The manager's hooks around attempts. */
-  hooks: HookRunner;
-  /** The manager's OpenTelemetry instruments. */
-  telemetry: Telemetry;
-  /** The manager's control listeners: pauses (no claims while paused) and posted cancellations. */
-  control: ProcessControl;
-}
 
 /** Error backoff of the loop when Firestore is unreachable: 0.5 s doubling to 30 s. */
 const MIN_ERROR_BACKOFF_MS = 500;
