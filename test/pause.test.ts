@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { useFirestore, waitFor } from './fixture.js';
 import { jobTask, makeManager, readLedger, sleep, startWorkerProcess } from './support.js';
+import { internalsOf } from '../src/testing/internals.js';
 import { keyedTask } from './tasks.js';
 
 const db = useFirestore();
@@ -29,6 +30,24 @@ describe('pause and resume', () => {
     const pids = new Set((await readLedger(db, ledger)).map((e) => e.pid));
     expect(pids).toEqual(new Set(children.map((c) => c.pid)));
     expect(await m.paused()).toEqual([]);
+  });
+
+  it("a pause of one kind does not make the workers of other kinds look at their queues", async () => {
+    const m = makeManager(db, { listen: true });
+    m.handle(jobTask, () => undefined);
+    m.handle(keyedTask, () => undefined);
+    m.start();
+    const probe = (kind: string) => internalsOf(m).workers().find((w) => w.kind === kind)!;
+    await waitFor(() => probe('keyed').ready && probe('keyed').rounds > 0 && !probe('keyed').busy, { timeoutMs: 10_000 });
+    await sleep(300); // its first look done, now idle: the listener would wake it for work
+    const before = probe('keyed').rounds;
+    await m.pause({ kind: jobTask });
+    await sleep(800); // this process's write, then its listener's snapshot
+    await m.resume({ kind: jobTask });
+    await sleep(800);
+    // Each wake is a look (a query on the emulator, a scan): the keyed kind's pause never changed.
+    expect(probe('keyed').rounds).toBe(before);
+    await m.stop();
   });
 
   it('running tasks finish; a pause with `until` ends by itself then', async () => {

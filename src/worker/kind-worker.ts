@@ -117,7 +117,14 @@ export class KindWorker<S extends z.ZodType> {
       ? new ListenerRole(settings.store, def.kind, settings.protocol.workerId, settings.clock, settings.maxClockSkewMs, this.log, () => this.wake(),
         () => !this.stopping && this.slotsInUse < this.options.concurrency, settings.listenerRoleMs)
       : null;
-    settings.control.subscribe(() => this.wake());
+    // Only a change of this kind's own pause is worth a look at the queue (each look is a query;
+    // a pause of another kind would wake every worker of the manager for nothing).
+    let pause = this.pausedUntil();
+    settings.control.subscribe(() => {
+      if (this.pausedUntil() === pause) return;
+      pause = this.pausedUntil();
+      this.wake();
+    });
   }
 
   /** Until when this kind is paused (ms; Infinity: until resumed), or null; unknown pauses count as paused. */
