@@ -72,6 +72,8 @@ export class KindWorker<S extends z.ZodType> {
   private saturatedSince: number | null = null;
   private jitterTimer: NodeJS.Timeout | undefined;
   private wokenEarly = false;
+  /** What {@link pausedUntil} last said (undefined: never asked). */
+  private seenPause: number | null | undefined = undefined;
   private readonly log: OnceTaskLogger;
 
   constructor(
@@ -117,20 +119,18 @@ export class KindWorker<S extends z.ZodType> {
       ? new ListenerRole(settings.store, def.kind, settings.protocol.workerId, settings.clock, settings.maxClockSkewMs, this.log, () => this.wake(),
         () => !this.stopping && this.slotsInUse < this.options.concurrency, settings.listenerRoleMs)
       : null;
-    // Only a change of this kind's own pause is worth a look at the queue (each look is a query;
-    // a pause of another kind would wake every worker of the manager for nothing).
-    let pause = this.pausedUntil();
+    // Only a change of this kind's pause from what the worker last saw is worth a look at the
+    // queue (each look is a query; a pause of another kind would wake every worker for nothing).
     settings.control.subscribe(() => {
-      if (this.pausedUntil() === pause) return;
-      pause = this.pausedUntil();
-      this.wake();
+      const seen = this.seenPause;
+      if (this.pausedUntil() !== seen) this.wake();
     });
   }
 
   /** Until when this kind is paused (ms; Infinity: until resumed), or null; unknown pauses count as paused. */
   private pausedUntil(): number | null {
     const { control, clock } = this.settings;
-    return control.ready ? control.pausedUntil(this.def.kind, clock()) : Infinity;
+    return (this.seenPause = control.ready ? control.pausedUntil(this.def.kind, clock()) : Infinity);
   }
 
   /**
