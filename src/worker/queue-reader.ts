@@ -176,9 +176,10 @@ export class QueueReader {
     return this.buffer?.at ?? null;
   }
 
-  /** Forgets the buffered candidates (they turned out stale). */
+  /** Forgets the buffered candidates (they turned out stale), and the page read ahead after them. */
   dropBuffer(): void {
     this.buffer = null;
+    this.ahead = null;
   }
 
   /** Due candidates to try first: heads the listener handed over, then the rest of the last page. */
