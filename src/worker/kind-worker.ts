@@ -211,6 +211,8 @@ export class KindWorker<S extends z.ZodType> {
     // The loop exits as soon as its current look at the queue returns (a claim made meanwhile is
     // handed straight back); wait for that even with graceMs 0, within the write allowance.
     await within(this.loop ?? Promise.resolve(), Math.max(graceMs, SHUTDOWN_WRITE_ALLOWANCE_MS));
+    // A page read ahead may still be in flight: the client must not be terminated under it.
+    await within(this.reader.settled(), SHUTDOWN_WRITE_ALLOWANCE_MS);
     await within(Promise.all([...this.running.values()].map((r) => r.done)), graceEnds - Date.now());
     this.writeDeadline = Date.now() + SHUTDOWN_WRITE_ALLOWANCE_MS;
     for (const run of this.running.values()) run.controller.abort(new ShutdownError());

@@ -243,6 +243,11 @@ export class QueueReader {
     this.ahead = { after, at: Date.now(), page: this.readPage(free, after).catch(() => null) };
   }
 
+  /** Resolves once no page is being read ahead (for `stop()`: no query left in flight). */
+  async settled(): Promise<void> {
+    await this.ahead?.page;
+  }
+
   /** How many tasks a page asks for: from the free slots (at most MAX_BASE_PAGE), or the adapted page size if larger. */
   private pageLimit(free: number): number {
     return Math.max(Math.min(MAX_BASE_PAGE, Math.max(MIN_PAGE_SIZE, free * 2 + 4)), this.pageSize);
