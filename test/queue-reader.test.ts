@@ -69,18 +69,17 @@ describe('QueueReader hand-overs', () => {
 
 describe('QueueReader read-ahead', () => {
   /** A store whose due-task query answers full pages of fresh tasks and records how it was asked. */
-  function pagingStore(options: { shortAfterCursor?: boolean } = {}) {
-    const asked: { limit: number; after: unknown; idRange: unknown }[] = [];
+  function pagingStore() {
+    const asked: { limit: number; after: unknown }[] = [];
     let n = 0;
     const fake = {
       env: 'stub',
       shards: new Shards(1, 'stub'),
-      findClaimable: async (_kind: string, statuses: readonly string[], _now: Date, limit: number, opts: { after?: unknown; idRange?: unknown } = {}) => {
+      findClaimable: async (_kind: string, statuses: readonly string[], _now: Date, limit: number, options: { after?: unknown } = {}) => {
         if (!statuses.includes('pending')) return { tasks: [], malformed: [], next: null };
-        asked.push({ limit, after: opts.after, idRange: opts.idRange });
-        const short = options.shortAfterCursor === true && opts.after !== undefined;
-        const tasks = Array.from({ length: short ? Math.floor(limit / 2) : limit }, () => head(`${(n++).toString(16).padStart(12, '0')}_t`));
-        return { tasks, malformed: [], next: short ? null : { cursor: n } };
+        asked.push({ limit, after: options.after });
+        const tasks = Array.from({ length: limit }, () => head(`t${n++}`));
+        return { tasks, malformed: [], next: { cursor: n } };
       },
     };
     return { store: fake as unknown as TaskStore, asked };
@@ -96,46 +95,11 @@ describe('QueueReader read-ahead', () => {
     expect(asked[1]!.after).toBe(first.next);
     const second = await reader.nextPage(16, undefined);
     expect(asked).toHaveLength(2); // the page read ahead, no new query
-    expect(second.tasks[0]!.docId).toBe(`${first.tasks.length.toString(16).padStart(12, '0')}_t`);
+    expect(second.tasks[0]!.docId).toBe(`t${first.tasks.length}`);
     reader.readAhead(16, second.next!); // not after a page that was itself read ahead
     expect(asked).toHaveLength(2);
     await reader.nextPage(16, undefined);
     expect(asked).toHaveLength(3);
     expect(asked[2]!.after).toBeUndefined(); // from the head
-  });
-
-  /** A reader that has left the whole queue for a lane: another worker won most of a page. */
-  function onALane(paging: TaskStore): QueueReader {
-    const reader = new QueueReader(paging, {} as LeaseProtocol, 'job', capturingLogger(), Date.now);
-    reader.recordPageClaims(16, 0);
-    reader.recordPageClaims(2, 14);
-    return reader;
-  }
-
-  it('drops the page read ahead when the worker moves to another lane (it is the lane left, another process\'s)', async () => {
-    const { store: paging, asked } = pagingStore();
-    const reader = new QueueReader(paging, {} as LeaseProtocol, 'job', capturingLogger(), Date.now);
-    reader.recordPageClaims(16, 0); // alone so far: the whole queue
-    const first = await reader.nextPage(16, undefined);
-    reader.readAhead(16, first.next!);
-    expect(asked).toHaveLength(2);
-    reader.recordPageClaims(2, 14); // most of the page lost: off to a lane
-    await reader.nextPage(16, undefined);
-    expect(asked).toHaveLength(3); // a new query, not the page read ahead
-    expect(asked[2]!.idRange).toBeDefined(); // of the lane
-    await reader.settled();
-  });
-
-  it("after a short page at a lane's cursor, looks at the rest of the queue without first finding the lane empty", async () => {
-    const { store: paging, asked } = pagingStore({ shortAfterCursor: true });
-    const reader = onALane(paging);
-    const probe = await reader.nextPage(16, undefined);
-    expect(asked[0]!.idRange).toBeDefined();
-    reader.recordPageClaims(probe.tasks.length, 0); // the probe won: the lane is ours
-    const rest = await reader.nextPage(16, probe.next!);
-    expect(rest.tasks.length).toBeLessThan(asked[1]!.limit); // the lane's end
-    await reader.nextPage(16, undefined);
-    expect(asked).toHaveLength(3);
-    expect(asked[2]!.idRange).toBeUndefined(); // the look at the whole queue, at once
   });
 });

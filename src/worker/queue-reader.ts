@@ -60,8 +60,6 @@ export class QueueReader {
   private lastTaken: { offered: VersionedTask[]; page: VersionedTask[]; window: boolean; complete: boolean } = { offered: [], page: [], window: false, complete: false };
   /** A page being read ahead (see {@link readAhead}): after which cursor, since when. */
   private ahead: { after: ClaimCursor; at: number; page: Promise<PageResult | null> } | null = null;
-  /** Pages read ahead and then dropped, maybe still being read. */
-  private dropped: Promise<unknown> | null = null;
   /** Whether the last page {@link nextPage} gave was read ahead. */
   private lastReadAhead = false;
   /** Unclaimed due candidates of the last page. */
@@ -88,8 +86,6 @@ export class QueueReader {
   private readonly markingMalformed = new Set<string>();
   /** Which lane of the queue this worker reads (see {@link LaneSpread}). */
   private readonly spread: LaneSpread;
-  /** The lane each cursor's page was read from (null: the whole queue): a short page after it means that lane was read to its end. */
-  private readonly cursorLane = new WeakMap<ClaimCursor, number | null>();
 
   constructor(
     private readonly store: TaskStore,
@@ -167,10 +163,7 @@ export class QueueReader {
     const lane = this.spread.lane;
     this.spread.onPageClaims(won, lost);
     if (this.spread.lane === lane && lost === 0 && won > 0) this.provenOn = lane;
-    if (this.spread.lane !== lane) {
-      this.pageLossRate = 0; // a new lane: its contention is not known yet
-      this.dropReadAhead(); // (the page after this one, in the lane left: another process's)
-    }
+    if (this.spread.lane !== lane) this.pageLossRate = 0; // a new lane: its contention is not known yet
   }
 
   /** Keeps candidates for the next round (`at`: when they were read). */
@@ -186,12 +179,6 @@ export class QueueReader {
   /** Forgets the buffered candidates (they turned out stale), and the page read ahead after them. */
   dropBuffer(): void {
     this.buffer = null;
-    this.dropReadAhead();
-  }
-
-  /** Forgets the page being read ahead (a query still in flight is awaited by {@link settled}). */
-  private dropReadAhead(): void {
-    if (this.ahead) this.dropped = Promise.all([this.dropped, this.ahead.page]);
     this.ahead = null;
   }
 
@@ -258,7 +245,7 @@ export class QueueReader {
 
   /** Resolves once no page is being read ahead (for `stop()`: no query left in flight). */
   async settled(): Promise<void> {
-    await Promise.all([this.ahead?.page, this.dropped]);
+    await this.ahead?.page;
   }
 
   /** How many tasks a page asks for: from the free slots (at most MAX_BASE_PAGE), or the adapted page size if larger. */
@@ -294,13 +281,7 @@ export class QueueReader {
     const lane = spread.filter();
     if (lane === null || after !== undefined) {
       const page = await store.findClaimable(this.kind, ['pending'], now, limit, { after });
-      const short = page.tasks.length < limit;
-      const from = after === undefined ? spread.lane : (this.cursorLane.get(after) ?? null);
-      if (page.next) this.cursorLane.set(page.next, from);
-      // The rest of the lane read to its end: the next page looks at the rest of the queue at
-      // once, without a query that finds the lane empty first. (Not for a lane left since.)
-      if (short && from !== null && from === spread.lane) spread.drained = true;
-      return { ...page, short };
+      return { ...page, short: page.tasks.length < limit };
     }
     // A lane whose last page was short has been read to its end (what is left of it is in the
     // buffer): no need to find it empty; the look at the rest of the queue covers it too.
@@ -308,7 +289,6 @@ export class QueueReader {
     if (!drained) {
       const probe = spread.probing ? Math.min(limit, Math.max(MIN_PAGE_SIZE, free)) : limit;
       const mine = await store.findClaimable(this.kind, ['pending'], now, probe, lane);
-      if (mine.next) this.cursorLane.set(mine.next, spread.lane);
       if (mine.tasks.length < probe && !spread.probing) spread.drained = true;
       // One lane's short page says nothing about the others.
       if (mine.tasks.length > 0 || mine.malformed.length > 0) return { ...mine, short: false };
