@@ -103,12 +103,25 @@ async function reportAll(children: readonly Child[]): Promise<Totals> {
   };
 }
 
-/** Waits until every task has started and no task is left pending or running. */
-async function settled(observer: OnceTaskManager, children: readonly Child[], count: number): Promise<void> {
-  while ((await reportAll(children)).started < count) await sleep(50);
+/**
+ * Waits until every task has started and no task is left pending or running. Returns the
+ * longest time no process started a task before the last one started (ms): a stall. With 4
+ * processes the emulator sometimes leaves every process's calls unanswered until their
+ * 20-second deadline, while a fresh client's calls are answered at once.
+ */
+async function settled(observer: OnceTaskManager, children: readonly Child[], count: number): Promise<number> {
+  let longestStallMs = 0;
+  let last = { started: -1, at: now() };
+  for (;;) {
+    const { started } = await reportAll(children);
+    if (started !== last.started) last = { started, at: now() };
+    longestStallMs = Math.max(longestStallMs, now() - last.at);
+    if (started >= count) break;
+    await sleep(50);
+  }
   for (;;) {
     const [pending, running] = await Promise.all([observer.countPending(benchTask), observer.list({ kind: benchTask, status: 'running', limit: 1 })]);
-    if (pending === 0 && running.tasks.length === 0) return;
+    if (pending === 0 && running.tasks.length === 0) return Math.round(longestStallMs);
     await sleep(20);
   }
 }
@@ -162,10 +175,12 @@ export interface PhaseResult {
   emulatorCpuMsPerTask: number;
   /** Wall time of the phase, in seconds. */
   seconds: number;
+  /** The longest time no process started a task, before the last one started (ms; see {@link settled}). */
+  longestStallMs: number;
 }
 
 /** A phase's result from the children's reports before and after it. */
-function phaseResult(before: Totals, after: Totals, phase: { count: number; creates: number; emulatorMs: number; seconds: number }): PhaseResult {
+function phaseResult(before: Totals, after: Totals, phase: { count: number; creates: number; emulatorMs: number; seconds: number; longestStallMs: number }): PhaseResult {
   const { count } = phase;
   const per = (pick: (t: Totals) => number): number => (pick(after) - pick(before)) / count;
   return {
@@ -182,6 +197,7 @@ function phaseResult(before: Totals, after: Totals, phase: { count: number; crea
     workerCpuMsPerTask: per((t) => t.cpuMs),
     emulatorCpuMsPerTask: phase.emulatorMs / count,
     seconds: phase.seconds,
+    longestStallMs: phase.longestStallMs,
   };
 }
 
@@ -200,13 +216,13 @@ export async function backlogPhase(db: Firestore, procs: number, count: number, 
   const emulatorBefore = emulatorCpuMs();
   const t0 = now();
   for (const c of children) c.process.send('go');
-  await settled(new OnceTaskManager({ firestore: db, env, collection }), children, count);
+  const longestStallMs = await settled(new OnceTaskManager({ firestore: db, env, collection }), children, count);
   const seconds = (now() - t0) / 1000;
   const after = await reportAll(children);
   const emulatorUsed = emulatorCpuMs() - emulatorBefore;
   await stopChildren(children);
   await dropCollection(db, collection);
-  return phaseResult(before, after, { count, creates: count, emulatorMs: emulatorUsed, seconds });
+  return phaseResult(before, after, { count, creates: count, emulatorMs: emulatorUsed, seconds, longestStallMs });
 }
 
 /**
@@ -240,13 +256,13 @@ export async function tricklePhase(db: Firestore, procs: number, count: number, 
     if (due > now()) await sleep(due - now());
   }
   const creates = sumOps(producer.stats()) - producerBefore;
-  await settled(new OnceTaskManager({ firestore: db, env, collection }), children, count);
+  const longestStallMs = await settled(new OnceTaskManager({ firestore: db, env, collection }), children, count);
   const seconds = (now() - t0) / 1000;
   const after = await reportAll(children);
   const emulatorUsed = emulatorCpuMs() - emulatorBefore;
   await stopChildren(children);
   await dropCollection(db, collection);
-  return phaseResult(before, after, { count, creates, emulatorMs: emulatorUsed, seconds });
+  return phaseResult(before, after, { count, creates, emulatorMs: emulatorUsed, seconds, longestStallMs });
 }
 
 /**

@@ -380,9 +380,9 @@ row('idle reads per worker process per hour', idle.toFixed(0), `1 s poll: 3600+`
 // as slow (p50 wake 6 ms on a fresh emulator, 26–33 ms after them), so they come after those.
 const { p1, p1first, p1again, p2, p4, s4 } = await processPhases(procSettings);
 row('1 worker process, backlog (tasks/s)', p1.perSec.toFixed(0), `mean of ${p1first.perSec.toFixed(0)} (first) and ${p1again.perSec.toFixed(0)} (last); ops/task ${p1.opsPerTask.toFixed(2)}`);
-row('2 worker processes (tasks/s)', p2.perSec.toFixed(0), `1 process: ${p1.perSec.toFixed(0)}; conflicts/task ${p2.conflictRate.toFixed(2)}; ops/task ${p2.opsPerTask.toFixed(2)}`);
-row('4 worker processes (tasks/s)', p4.perSec.toFixed(0), `1 process: ${p1.perSec.toFixed(0)}; conflicts/task ${p4.conflictRate.toFixed(2)}; ops/task ${p4.opsPerTask.toFixed(2)}`);
-row('4 worker processes, 8 shards (tasks/s)', s4.perSec.toFixed(0), `unsharded: ${p4.perSec.toFixed(0)}; conflicts/task ${s4.conflictRate.toFixed(2)}; ops/task ${s4.opsPerTask.toFixed(2)}`);
+row('2 worker processes (tasks/s)', p2.perSec.toFixed(0), `1 process: ${p1.perSec.toFixed(0)}; conflicts/task ${p2.conflictRate.toFixed(2)}; ops/task ${p2.opsPerTask.toFixed(2)}; longest stall ${p2.longestStallMs} ms`);
+row('4 worker processes (tasks/s)', p4.perSec.toFixed(0), `1 process: ${p1.perSec.toFixed(0)}; conflicts/task ${p4.conflictRate.toFixed(2)}; ops/task ${p4.opsPerTask.toFixed(2)}; longest stall ${p4.longestStallMs} ms`);
+row('4 worker processes, 8 shards (tasks/s)', s4.perSec.toFixed(0), `unsharded: ${p4.perSec.toFixed(0)}; conflicts/task ${s4.conflictRate.toFixed(2)}; ops/task ${s4.opsPerTask.toFixed(2)}; longest stall ${s4.longestStallMs} ms`);
 const small = await backlogRate(1000, 1000);
 const big = await backlogRate(BACKLOG, 1000);
 row(`claim rate with ${BACKLOG} pending (tasks/s)`, big.toFixed(0), `with 1000 pending: ${small.toFixed(0)}`);
